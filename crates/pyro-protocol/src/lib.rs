@@ -1,0 +1,324 @@
+//! Wire types between the pyro host runtime and `pyro-guest-agent`.
+//!
+//! # Framing
+//!
+//! One message per line: a JSON object terminated by `\n` (JSON never contains a raw
+//! newline, so a line is always a whole frame). Binary payloads travel as base64 strings.
+//! Line framing lets a reader resynchronise after a peer reconnects mid-frame: it drops
+//! any line that does not parse and any response whose `id` it did not ask for.
+//!
+//! # Session
+//!
+//! The host opens a connection (one virtio-serial port) and sends [`Request::Hello`];
+//! the agent answers [`Response::Hello`] with its version and capabilities. Every
+//! request carries an `id` chosen by the host (random, so a stale answer meant for an
+//! earlier, vanished connection is never mistaken for a fresh one); the agent answers
+//! with the same id. Several requests may be in flight on one connection; the agent
+//! handles each in its own thread and answers in completion order.
+//!
+//! # Compatibility
+//!
+//! [`PROTOCOL_VERSION`] is `(major, minor)`. A new optional field or a new request is
+//! a minor bump; removing or changing the meaning of a field is a major bump. Peers
+//! ignore unknown fields; an agent answers an unknown `op` with
+//! [`ErrorKind::Unsupported`] instead of dropping the connection.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Protocol version spoken by this build: `(major, minor)`.
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 0);
+
+/// Name of the first virtio-serial port the agent serves. Further ports are named
+/// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
+/// one guest at once (QEMU's socket chardev accepts a single client per port).
+pub const AGENT_PORT_PREFIX: &str = "org.pyro.agent";
+
+/// Number of agent ports a guest is started with.
+pub const AGENT_PORT_COUNT: usize = 4;
+
+/// Name of agent port `index`.
+pub fn agent_port_name(index: usize) -> String {
+    format!("{AGENT_PORT_PREFIX}.{index}")
+}
+
+/// Guest path of the workspace tree.
+pub const WORKSPACE_ROOT: &str = "/workspace";
+
+/// A request frame: an id plus the operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// Host-chosen id echoed in the response.
+    pub id: u64,
+    /// The operation.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// A response frame: the id of the request it answers plus the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    /// Id of the request this answers.
+    pub id: u64,
+    /// The outcome.
+    #[serde(flatten)]
+    pub response: Response,
+}
+
+/// Operations the agent performs. Paths are absolute guest paths that the host has
+/// already normalised to lie under [`WORKSPACE_ROOT`]; the agent checks again and
+/// refuses to follow symlinks out of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// Open a session; must be the first request on a connection.
+    Hello {
+        /// Protocol version of the host.
+        protocol: (u16, u16),
+    },
+    /// Run a command to completion.
+    Exec(ExecRequest),
+    /// List entries under a path.
+    ListFiles {
+        /// Directory (or single entry) to list.
+        path: String,
+        /// Walk subdirectories (pre-order).
+        recursive: bool,
+    },
+    /// Read a regular file (never through a symlink).
+    ReadFile {
+        /// File to read.
+        path: String,
+        /// Return at most this many bytes.
+        max_bytes: u64,
+    },
+    /// Create or atomically replace a regular file, creating parent directories.
+    WriteFile {
+        /// File to write.
+        path: String,
+        /// Content, base64.
+        data_b64: String,
+    },
+    /// Remove a file, symlink or directory tree. Missing paths are not an error.
+    DeletePath {
+        /// Path to remove.
+        path: String,
+    },
+    /// Pack a path (file, symlink or directory) into a tar archive. For a directory
+    /// the archive holds its children with relative names; for anything else a single
+    /// member named after the final path component.
+    ExportTar {
+        /// Path to pack.
+        path: String,
+    },
+    /// Unpack a tar archive into a directory, rejecting members that would escape it.
+    ImportTar {
+        /// Destination directory (created if missing).
+        dest: String,
+        /// Remove everything under `dest` first (used by reset and restore).
+        #[serde(default)]
+        replace: bool,
+        /// Archive bytes, base64 (plain tar).
+        data_b64: String,
+    },
+    /// Flush guest file systems to their disks.
+    Sync,
+    /// Flush and power the guest off. The agent answers before powering off.
+    Shutdown,
+}
+
+/// How to run a command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Shell command line run with `/bin/sh -lc`.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Kill the whole process group after this many milliseconds.
+    pub timeout_ms: u64,
+    /// Keep at most this many bytes of each of stdout and stderr.
+    pub max_output_bytes: u64,
+}
+
+/// Outcome of [`Request::Exec`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Captured stdout (base64), at most `max_output_bytes`.
+    pub stdout_b64: String,
+    /// Captured stderr (base64), at most `max_output_bytes`.
+    pub stderr_b64: String,
+    /// True when stdout or stderr was cut at `max_output_bytes`.
+    pub truncated: bool,
+    /// Exit code; 124 on timeout, 128+N when killed by signal N.
+    pub exit_code: i32,
+    /// Signal that ended the process, if any.
+    pub signal: Option<i32>,
+    /// True when the timeout fired and the process group was killed.
+    pub timed_out: bool,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Kind of a file system entry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactType {
+    /// Regular file.
+    File,
+    /// Directory.
+    Directory,
+    /// Symbolic link (never followed).
+    Symlink,
+}
+
+/// One entry of [`Request::ListFiles`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Absolute guest path.
+    pub path: String,
+    /// Entry kind.
+    pub artifact_type: ArtifactType,
+    /// Size (0 for directories, lstat size for symlinks).
+    pub size_bytes: u64,
+    /// Symlink target, if a symlink.
+    pub link_target: Option<String>,
+}
+
+/// Summary of an archive produced or consumed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ArchiveStats {
+    /// Members in the archive (directories included).
+    pub entry_count: u64,
+    /// Sum of regular file sizes.
+    pub bytes_written: u64,
+}
+
+/// Machine-readable error category.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Path does not exist.
+    NotFound,
+    /// Path leaves `/workspace` (`..`, absolute elsewhere, symlink out).
+    PathEscape,
+    /// Wrong entry type (e.g. reading a directory).
+    WrongType,
+    /// Payload over a limit.
+    TooLarge,
+    /// Malformed request or archive.
+    Invalid,
+    /// Operation unknown to this agent.
+    Unsupported,
+    /// Any other I/O failure.
+    Io,
+}
+
+/// Outcomes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Answer to [`Request::Hello`].
+    Hello {
+        /// Agent crate version.
+        agent_version: String,
+        /// Protocol version of the agent.
+        protocol: (u16, u16),
+        /// Feature names this agent supports (e.g. `exec`, `files`, `tar`).
+        capabilities: Vec<String>,
+        /// `uname -r` of the guest kernel.
+        kernel_release: String,
+    },
+    /// Answer to [`Request::Exec`].
+    Exec(ExecOutput),
+    /// Answer to [`Request::ListFiles`].
+    Files {
+        /// Entries, sorted as documented on the request.
+        entries: Vec<FileEntry>,
+    },
+    /// Answer to [`Request::ReadFile`].
+    FileData {
+        /// Full size of the file.
+        size_bytes: u64,
+        /// The first `max_bytes` bytes, base64.
+        data_b64: String,
+        /// True when the file is larger than what was returned.
+        truncated: bool,
+    },
+    /// Answer to [`Request::WriteFile`].
+    Written {
+        /// Bytes written.
+        bytes_written: u64,
+    },
+    /// Answer to [`Request::ExportTar`].
+    Tar {
+        /// Type of the exported path.
+        artifact_type: ArtifactType,
+        /// Archive stats.
+        stats: ArchiveStats,
+        /// Archive bytes, base64.
+        data_b64: String,
+    },
+    /// Answer to [`Request::ImportTar`].
+    Imported {
+        /// Archive stats.
+        stats: ArchiveStats,
+    },
+    /// Success without data (delete, sync, shutdown).
+    Done,
+    /// Failure.
+    Error {
+        /// Category.
+        kind: ErrorKind,
+        /// Human-readable message (no secrets).
+        message: String,
+    },
+}
+
+/// Serialise a frame as one line (with the trailing newline).
+pub fn encode_line<T: Serialize>(frame: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = serde_json::to_vec(frame)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_frame_round_trips_with_flattened_op() {
+        let frame = RequestFrame {
+            id: 7,
+            request: Request::ReadFile { path: "/workspace/a".into(), max_bytes: 10 },
+        };
+        let line = encode_line(&frame).expect("encode");
+        assert_eq!(line.last(), Some(&b'\n'));
+        let text = std::str::from_utf8(&line).expect("utf8");
+        assert!(text.contains("\"op\":\"read_file\""), "{text}");
+        let back: RequestFrame = serde_json::from_slice(&line).expect("decode");
+        assert_eq!(back.id, 7);
+        assert!(matches!(back.request, Request::ReadFile { max_bytes: 10, .. }));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_unknown_ops_fail_to_parse() {
+        let ok: RequestFrame =
+            serde_json::from_str(r#"{"id":1,"op":"sync","future_field":true}"#).expect("parse");
+        assert!(matches!(ok.request, Request::Sync));
+        let err = serde_json::from_str::<RequestFrame>(r#"{"id":1,"op":"teleport"}"#);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn port_names_are_numbered() {
+        assert_eq!(agent_port_name(0), "org.pyro.agent.0");
+    }
+}
