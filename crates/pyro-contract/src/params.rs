@@ -1,0 +1,657 @@
+//! Typed parameters of every tool. These structs are the MCP input schemas (through
+//! `schemars`), the SDK request types and the CLI's target types at once.
+//!
+//! All of them reject unknown fields, so an argument a profile does not offer (for
+//! example `secrets` sent to the `workspace-core` variant of `workspace_create`) is an
+//! error, never silently dropped or honoured.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default vCPU count.
+pub const DEFAULT_VCPU_COUNT: u32 = 1;
+/// Default guest memory in MiB.
+pub const DEFAULT_MEM_MIB: u32 = 1024;
+/// Default command timeout in seconds.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+/// Default time to live in seconds.
+pub const DEFAULT_TTL_SECONDS: u64 = 600;
+/// Default `max_bytes` of file reads.
+pub const DEFAULT_MAX_BYTES: u64 = 65536;
+/// Default environment for examples and the CLI demo.
+pub const DEFAULT_ENVIRONMENT: &str = "debian:12";
+/// The guest workspace root.
+pub const WORKSPACE_PATH: &str = "/workspace";
+
+fn d_vcpu() -> u32 {
+    DEFAULT_VCPU_COUNT
+}
+fn d_mem() -> u32 {
+    DEFAULT_MEM_MIB
+}
+fn d_timeout() -> u64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+fn d_ttl() -> u64 {
+    DEFAULT_TTL_SECONDS
+}
+fn d_max_bytes() -> u64 {
+    DEFAULT_MAX_BYTES
+}
+fn d_workspace() -> String {
+    WORKSPACE_PATH.to_string()
+}
+fn d_baseline() -> String {
+    "baseline".to_string()
+}
+fn d_network_policy() -> NetworkPolicy {
+    NetworkPolicy::Off
+}
+fn d_true() -> bool {
+    true
+}
+fn d_cols() -> u32 {
+    120
+}
+fn d_rows() -> u32 {
+    30
+}
+fn d_max_chars() -> u64 {
+    65536
+}
+fn d_signal() -> String {
+    "INT".to_string()
+}
+fn d_ready_timeout() -> u64 {
+    30
+}
+fn d_ready_interval() -> u64 {
+    500
+}
+fn d_tail_lines() -> i64 {
+    200
+}
+
+/// Network policy of a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum NetworkPolicy {
+    /// No network device at all.
+    #[default]
+    #[serde(rename = "off")]
+    Off,
+    /// Outbound access through user-mode networking.
+    #[serde(rename = "egress")]
+    Egress,
+    /// Outbound access plus service ports published on the host's 127.0.0.1.
+    #[serde(rename = "egress+published-ports")]
+    EgressPublishedPorts,
+}
+
+impl NetworkPolicy {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkPolicy::Off => "off",
+            NetworkPolicy::Egress => "egress",
+            NetworkPolicy::EgressPublishedPorts => "egress+published-ports",
+        }
+    }
+
+    /// Parse a name (trimmed, case-insensitive).
+    pub fn parse(s: &str) -> Option<NetworkPolicy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(NetworkPolicy::Off),
+            "egress" => Some(NetworkPolicy::Egress),
+            "egress+published-ports" => Some(NetworkPolicy::EgressPublishedPorts),
+            _ => None,
+        }
+    }
+}
+
+/// A secret given at workspace creation: exactly one of `value` or `file_path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretInput {
+    /// Secret name: letters, digits and `_`, not starting with a digit.
+    pub name: String,
+    /// The secret value (never echoed back).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Host file holding the value (read at create time).
+    #[serde(default)]
+    pub file_path: Option<String>,
+}
+
+/// A port to publish on the host's 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedPortInput {
+    /// Guest TCP port (1-65535).
+    pub guest_port: u16,
+    /// Host port (1025-65535); omitted or null picks a free one.
+    #[serde(default)]
+    pub host_port: Option<u16>,
+}
+
+/// `vm_run`: boot, run one command, delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmRunParams {
+    /// Environment name, e.g. `debian:12`, `debian:12-base`, `debian:12-build`.
+    pub environment: String,
+    /// Shell command run with `/bin/sh -lc` in the guest.
+    pub command: String,
+    /// Virtual CPUs (1-8).
+    #[serde(default = "d_vcpu")]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[serde(default = "d_mem")]
+    pub mem_mib: u32,
+    /// Kill the command after this many seconds (exit code 124).
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+    /// Lifetime of the VM in seconds (60-3600).
+    #[serde(default = "d_ttl")]
+    pub ttl_seconds: u64,
+    /// Give the guest outbound network access.
+    #[serde(default)]
+    pub network: bool,
+    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
+    #[serde(default)]
+    pub allow_host_compat: bool,
+}
+
+/// `vm_create`: create a one-shot VM record (not started).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmCreateParams {
+    /// Environment name.
+    pub environment: String,
+    /// Virtual CPUs (1-8).
+    #[serde(default = "d_vcpu")]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[serde(default = "d_mem")]
+    pub mem_mib: u32,
+    /// Lifetime in seconds (60-3600).
+    #[serde(default = "d_ttl")]
+    pub ttl_seconds: u64,
+    /// Give the guest outbound network access.
+    #[serde(default)]
+    pub network: bool,
+    /// Allow host execution when no guest backend is available.
+    #[serde(default)]
+    pub allow_host_compat: bool,
+}
+
+/// Parameters naming one one-shot VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmIdParams {
+    /// VM id returned by `vm_create`.
+    pub vm_id: String,
+}
+
+/// `vm_exec`: run one command in a started VM, then delete it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmExecParams {
+    /// VM id.
+    pub vm_id: String,
+    /// Shell command.
+    pub command: String,
+    /// Timeout in seconds.
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// Tools without parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// `workspace_create` in profile `workspace-full`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceCreateParams {
+    /// Environment name, e.g. `debian:12`.
+    pub environment: String,
+    /// Virtual CPUs (1-8).
+    #[serde(default = "d_vcpu")]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[serde(default = "d_mem")]
+    pub mem_mib: u32,
+    /// Lifetime in seconds (60-3600); the workspace is deleted after it.
+    #[serde(default = "d_ttl")]
+    pub ttl_seconds: u64,
+    /// `off` (no network), `egress` or `egress+published-ports`.
+    #[serde(default = "d_network_policy")]
+    pub network_policy: NetworkPolicy,
+    /// Allow host execution when no guest backend is available.
+    #[serde(default)]
+    pub allow_host_compat: bool,
+    /// Host directory or .tar/.tar.gz/.tgz archive copied into /workspace.
+    #[serde(default)]
+    pub seed_path: Option<String>,
+    /// Secrets installed under /run/pyro-secrets/<name> in the guest.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretInput>>,
+    /// Optional human-friendly name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Optional labels.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `workspace_create` in profile `workspace-core` (narrowed: see `WorkspaceCreateParams`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceCreateCoreParams {
+    /// Environment name, e.g. `debian:12`.
+    pub environment: String,
+    /// Virtual CPUs (1-8).
+    #[serde(default = "d_vcpu")]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[serde(default = "d_mem")]
+    pub mem_mib: u32,
+    /// Lifetime in seconds (60-3600); the workspace is deleted after it.
+    #[serde(default = "d_ttl")]
+    pub ttl_seconds: u64,
+    /// Allow host execution when no guest backend is available.
+    #[serde(default)]
+    pub allow_host_compat: bool,
+    /// Host directory or .tar/.tar.gz/.tgz archive copied into /workspace.
+    #[serde(default)]
+    pub seed_path: Option<String>,
+    /// Optional human-friendly name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Optional labels.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl From<WorkspaceCreateCoreParams> for WorkspaceCreateParams {
+    fn from(p: WorkspaceCreateCoreParams) -> Self {
+        WorkspaceCreateParams {
+            environment: p.environment,
+            vcpu_count: p.vcpu_count,
+            mem_mib: p.mem_mib,
+            ttl_seconds: p.ttl_seconds,
+            network_policy: NetworkPolicy::Off,
+            allow_host_compat: p.allow_host_compat,
+            seed_path: p.seed_path,
+            secrets: None,
+            name: p.name,
+            labels: p.labels,
+        }
+    }
+}
+
+impl WorkspaceCreateParams {
+    /// Defaults for everything but the environment.
+    pub fn new(environment: impl Into<String>) -> Self {
+        WorkspaceCreateParams {
+            environment: environment.into(),
+            vcpu_count: DEFAULT_VCPU_COUNT,
+            mem_mib: DEFAULT_MEM_MIB,
+            ttl_seconds: DEFAULT_TTL_SECONDS,
+            network_policy: NetworkPolicy::Off,
+            allow_host_compat: false,
+            seed_path: None,
+            secrets: None,
+            name: None,
+            labels: None,
+        }
+    }
+}
+
+impl VmRunParams {
+    /// Defaults for everything but the environment and command.
+    pub fn new(environment: impl Into<String>, command: impl Into<String>) -> Self {
+        VmRunParams {
+            environment: environment.into(),
+            command: command.into(),
+            vcpu_count: DEFAULT_VCPU_COUNT,
+            mem_mib: DEFAULT_MEM_MIB,
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            ttl_seconds: DEFAULT_TTL_SECONDS,
+            network: false,
+            allow_host_compat: false,
+        }
+    }
+}
+
+/// Parameters naming one workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceIdParams {
+    /// Workspace id returned by `workspace_create`.
+    pub workspace_id: String,
+}
+
+/// `workspace_update`: change name and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceUpdateParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Remove the name.
+    #[serde(default)]
+    pub clear_name: bool,
+    /// Labels to add or replace (merged).
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Label keys to remove.
+    #[serde(default)]
+    pub clear_labels: Option<Vec<String>>,
+}
+
+/// `workspace_exec` in profile `workspace-full`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceExecParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell command run with `/bin/sh -lc` in /workspace.
+    pub command: String,
+    /// Kill the command after this many seconds (exit code 124).
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+    /// Map workspace secret names to environment variable names for this command.
+    #[serde(default)]
+    pub secret_env: Option<BTreeMap<String, String>>,
+}
+
+/// `workspace_exec` in profile `workspace-core` (narrowed: see `WorkspaceExecParams`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceExecCoreParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell command run with `/bin/sh -lc` in /workspace.
+    pub command: String,
+    /// Kill the command after this many seconds (exit code 124).
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl From<WorkspaceExecCoreParams> for WorkspaceExecParams {
+    fn from(p: WorkspaceExecCoreParams) -> Self {
+        WorkspaceExecParams {
+            workspace_id: p.workspace_id,
+            command: p.command,
+            timeout_seconds: p.timeout_seconds,
+            secret_env: None,
+        }
+    }
+}
+
+impl WorkspaceExecParams {
+    /// Defaults for everything but the id and command.
+    pub fn new(workspace_id: impl Into<String>, command: impl Into<String>) -> Self {
+        WorkspaceExecParams {
+            workspace_id: workspace_id.into(),
+            command: command.into(),
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            secret_env: None,
+        }
+    }
+}
+
+/// `workspace_sync_push`: copy host content into the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSyncPushParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Host directory or .tar/.tar.gz/.tgz archive.
+    pub source_path: String,
+    /// Destination directory inside /workspace.
+    #[serde(default = "d_workspace")]
+    pub dest: String,
+}
+
+/// `workspace_export`: copy a workspace path to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceExportParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Path inside /workspace (relative paths are under /workspace).
+    pub path: String,
+    /// Host path to create; must not exist yet.
+    pub output_path: String,
+}
+
+/// `workspace_file_list` and `workspace_disk_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceFileListParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Directory to list.
+    #[serde(default = "d_workspace")]
+    pub path: String,
+    /// Include subdirectories.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// `workspace_file_read` and `workspace_disk_read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceFileReadParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// File path inside /workspace.
+    pub path: String,
+    /// Return at most this many bytes (1-1048576).
+    #[serde(default = "d_max_bytes")]
+    pub max_bytes: u64,
+}
+
+/// `workspace_file_write`: create or replace a text file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceFileWriteParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// File path inside /workspace; parents are created.
+    pub path: String,
+    /// Full new content (UTF-8, at most 1 MiB).
+    pub text: String,
+}
+
+/// `workspace_patch_apply`: apply a unified diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatchApplyParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Unified diff (paths relative to /workspace, `a/` and `b/` prefixes allowed).
+    pub patch: String,
+}
+
+/// `workspace_reset`: rebuild the sandbox and restore a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceResetParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Snapshot to restore; `baseline` is the state right after creation.
+    #[serde(default = "d_baseline")]
+    pub snapshot: String,
+}
+
+/// `workspace_disk_export`: copy the stopped workspace's disk to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceDiskExportParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Host path to create; must not exist yet.
+    pub output_path: String,
+}
+
+/// `snapshot_create` and `snapshot_delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Snapshot name (`baseline` is reserved).
+    pub snapshot_name: String,
+}
+
+/// `shell_open`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellOpenParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Working directory inside /workspace.
+    #[serde(default = "d_workspace")]
+    pub cwd: String,
+    /// Terminal width.
+    #[serde(default = "d_cols")]
+    pub cols: u32,
+    /// Terminal height.
+    #[serde(default = "d_rows")]
+    pub rows: u32,
+    /// Map secret names to environment variable names for the shell's lifetime.
+    #[serde(default)]
+    pub secret_env: Option<BTreeMap<String, String>>,
+}
+
+/// Parameters naming one shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellIdParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id returned by `shell_open`.
+    pub shell_id: String,
+}
+
+/// `shell_read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellReadParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id.
+    pub shell_id: String,
+    /// Character offset to read from (use the previous `next_cursor`).
+    #[serde(default)]
+    pub cursor: u64,
+    /// Return at most this many characters.
+    #[serde(default = "d_max_chars")]
+    pub max_chars: u64,
+    /// Strip terminal escape sequences.
+    #[serde(default)]
+    pub plain: bool,
+    /// Wait until the shell has been quiet this long (1-10000 ms).
+    #[serde(default)]
+    pub wait_for_idle_ms: Option<u64>,
+}
+
+/// `shell_write`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellWriteParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id.
+    pub shell_id: String,
+    /// Text to type.
+    pub input: String,
+    /// Press Enter after the input.
+    #[serde(default = "d_true")]
+    pub append_newline: bool,
+}
+
+/// `shell_signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellSignalParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id.
+    pub shell_id: String,
+    /// One of HUP, INT, TERM, KILL.
+    #[serde(default = "d_signal")]
+    pub signal_name: String,
+}
+
+/// `service_start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceStartParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// Shell command of the long-running process.
+    pub command: String,
+    /// Working directory inside /workspace.
+    #[serde(default = "d_workspace")]
+    pub cwd: String,
+    /// Ready when this file exists.
+    #[serde(default)]
+    pub ready_file: Option<String>,
+    /// Ready when HOST:PORT accepts TCP connections (in the guest).
+    #[serde(default)]
+    pub ready_tcp: Option<String>,
+    /// Ready when this URL answers 2xx/3xx (in the guest).
+    #[serde(default)]
+    pub ready_http: Option<String>,
+    /// Ready when this command exits 0.
+    #[serde(default)]
+    pub ready_command: Option<String>,
+    /// Give up waiting for readiness after this many seconds.
+    #[serde(default = "d_ready_timeout")]
+    pub ready_timeout_seconds: u64,
+    /// Probe interval in milliseconds.
+    #[serde(default = "d_ready_interval")]
+    pub ready_interval_ms: u64,
+    /// Map secret names to environment variable names.
+    #[serde(default)]
+    pub secret_env: Option<BTreeMap<String, String>>,
+    /// Ports to publish on the host's 127.0.0.1.
+    #[serde(default)]
+    pub published_ports: Option<Vec<PublishedPortInput>>,
+}
+
+/// Parameters naming one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceIdParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Service name.
+    pub service_name: String,
+}
+
+/// `service_logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLogsParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// Return the last N lines.
+    #[serde(default = "d_tail_lines")]
+    pub tail_lines: i64,
+    /// Return the whole logs instead of a tail.
+    #[serde(default)]
+    pub all: bool,
+}

@@ -1,0 +1,605 @@
+//! Typed results. Each serialises to the structured JSON of the matching MCP tool and
+//! of the CLI's `--json` output. New fields may be added in minor versions.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::params::NetworkPolicy;
+
+/// Where a command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Not started yet.
+    Pending,
+    /// Inside a guest VM, through the pyro guest agent.
+    Guest,
+    /// On the host, because the caller explicitly allowed it.
+    HostCompat,
+}
+
+/// How a guest VM is accelerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    /// Hardware virtualisation.
+    Kvm,
+    /// QEMU's software emulator (slower, works everywhere).
+    Tcg,
+    /// No VM (host_compat).
+    None,
+}
+
+/// Lifecycle state of a VM or workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Started,
+    /// Not running (stopped or its VM died).
+    Stopped,
+}
+
+/// What happened to a one-shot VM after its command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Cleanup {
+    /// VM id.
+    pub vm_id: String,
+    /// Always true.
+    pub deleted: bool,
+    /// `post_exec_cleanup`, `run_vm_error_cleanup` or `explicit_delete`.
+    pub reason: String,
+}
+
+/// Result of `vm_run` and `vm_exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VmExecResult {
+    /// VM id.
+    pub vm_id: String,
+    /// Environment name.
+    pub environment: String,
+    /// Environment build identifier, if known.
+    pub environment_version: Option<String>,
+    /// The command as given.
+    pub command: String,
+    /// Standard output (UTF-8, invalid bytes replaced).
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit code (124 on timeout).
+    pub exit_code: i32,
+    /// Wall time of the command.
+    pub duration_ms: u64,
+    /// Output was cut at the capture limit.
+    pub truncated: bool,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+    /// Acceleration of the guest.
+    pub accel: Accel,
+    /// Guest kernel release (`uname -r`), when in a guest.
+    pub guest_kernel: Option<String>,
+    /// Cleanup performed.
+    pub cleanup: Cleanup,
+}
+
+/// A one-shot VM record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VmRecord {
+    /// VM id.
+    pub vm_id: String,
+    /// Environment name.
+    pub environment: String,
+    /// Environment build identifier.
+    pub environment_version: Option<String>,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// Time to live in seconds.
+    pub ttl_seconds: u64,
+    /// Creation time, seconds since the epoch.
+    pub created_at: f64,
+    /// Expiry time, seconds since the epoch.
+    pub expires_at: f64,
+    /// State.
+    pub state: VmState,
+    /// Network requested.
+    pub network_enabled: bool,
+    /// Host execution allowed.
+    pub allow_host_compat: bool,
+    /// Guest address, when networked.
+    pub guest_ip: Option<String>,
+    /// Where commands run.
+    pub execution_mode: ExecutionMode,
+    /// Acceleration.
+    pub accel: Accel,
+    /// Free-form details.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// How `/workspace` was seeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceSeed {
+    /// `empty`, `directory` or `tar_archive`.
+    pub mode: String,
+    /// Host source, if any.
+    pub seed_path: Option<String>,
+    /// Always `/workspace`.
+    pub destination: String,
+    /// Archive members.
+    pub entry_count: u64,
+    /// Regular file bytes.
+    pub bytes_written: u64,
+}
+
+/// A secret as shown to callers: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretInfo {
+    /// Secret name.
+    pub name: String,
+    /// `literal` or `file`.
+    pub source_kind: String,
+}
+
+/// Summary of the last command of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LastCommand {
+    /// 1-based sequence number.
+    pub sequence: u64,
+    /// Command string.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Exit code.
+    pub exit_code: i32,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// A persistent workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Workspace {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Optional name.
+    pub name: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Environment name.
+    pub environment: String,
+    /// Environment build identifier.
+    pub environment_version: Option<String>,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// Time to live in seconds.
+    pub ttl_seconds: u64,
+    /// Creation time (epoch seconds).
+    pub created_at: f64,
+    /// Last mutating activity (epoch seconds).
+    pub last_activity_at: f64,
+    /// Expiry (epoch seconds).
+    pub expires_at: f64,
+    /// State.
+    pub state: VmState,
+    /// Network policy.
+    pub network_policy: NetworkPolicy,
+    /// Whether the guest has a network device.
+    pub network_enabled: bool,
+    /// Host execution allowed.
+    pub allow_host_compat: bool,
+    /// Guest address, when networked.
+    pub guest_ip: Option<String>,
+    /// Where commands run.
+    pub execution_mode: ExecutionMode,
+    /// Acceleration.
+    pub accel: Accel,
+    /// Always `/workspace`.
+    pub workspace_path: String,
+    /// Seed summary.
+    pub workspace_seed: WorkspaceSeed,
+    /// Secret names.
+    pub secrets: Vec<SecretInfo>,
+    /// Commands run since creation or the last reset.
+    pub command_count: u64,
+    /// Last command.
+    pub last_command: Option<LastCommand>,
+    /// Resets so far.
+    pub reset_count: u64,
+    /// Time of the last reset.
+    pub last_reset_at: Option<f64>,
+    /// Services known.
+    pub service_count: u64,
+    /// Services running.
+    pub running_service_count: u64,
+    /// Last error seen (e.g. the VM died).
+    pub last_error: Option<String>,
+    /// Free-form details (backend, guest kernel, ...).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Result of `workspace_reset`: the workspace plus what was restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceResetResult {
+    /// The workspace after the reset.
+    #[serde(flatten)]
+    pub workspace: Workspace,
+    /// What was restored.
+    pub workspace_reset: ResetInfo,
+}
+
+/// Details of a reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResetInfo {
+    /// Snapshot restored.
+    pub snapshot_name: String,
+    /// `baseline` or `named`.
+    pub kind: String,
+    /// Always `/workspace`.
+    pub destination: String,
+    /// Archive members restored.
+    pub entry_count: u64,
+    /// Regular file bytes restored.
+    pub bytes_written: u64,
+}
+
+/// One row of `workspace_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceRow {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Environment.
+    pub environment: String,
+    /// State.
+    pub state: VmState,
+    /// Creation time.
+    pub created_at: f64,
+    /// Last activity.
+    pub last_activity_at: f64,
+    /// Expiry.
+    pub expires_at: f64,
+    /// Commands run.
+    pub command_count: u64,
+    /// Services known.
+    pub service_count: u64,
+    /// Services running.
+    pub running_service_count: u64,
+}
+
+/// Result of `workspace_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceList {
+    /// Number of workspaces.
+    pub count: u64,
+    /// Rows, most recently active first.
+    pub workspaces: Vec<WorkspaceRow>,
+}
+
+/// Result of `workspace_exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceExecResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Environment.
+    pub environment: String,
+    /// Environment build identifier.
+    pub environment_version: Option<String>,
+    /// The command as given.
+    pub command: String,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit code (124 on timeout).
+    pub exit_code: i32,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Output was cut at the capture limit.
+    pub truncated: bool,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+    /// Acceleration.
+    pub accel: Accel,
+    /// Sequence number in the workspace's history.
+    pub sequence: u64,
+    /// Working directory.
+    pub cwd: String,
+}
+
+/// One entry of `workspace_logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandLogEntry {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Command.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Exit code.
+    pub exit_code: i32,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+    /// When it finished (epoch seconds).
+    pub recorded_at: f64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Result of `workspace_logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceLogs {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Number of entries.
+    pub count: u64,
+    /// Entries in order.
+    pub entries: Vec<CommandLogEntry>,
+}
+
+/// Kind of a file system entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactType {
+    /// Regular file.
+    File,
+    /// Directory.
+    Directory,
+    /// Symbolic link.
+    Symlink,
+}
+
+/// One file system entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileEntry {
+    /// Absolute guest path.
+    pub path: String,
+    /// Kind.
+    pub artifact_type: ArtifactType,
+    /// Size in bytes (0 for directories).
+    pub size_bytes: u64,
+    /// Symlink target.
+    pub link_target: Option<String>,
+}
+
+/// Result of `workspace_file_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileListResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Listed path.
+    pub path: String,
+    /// Whether subdirectories were walked.
+    pub recursive: bool,
+    /// Entries.
+    pub entries: Vec<FileEntry>,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `workspace_file_read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileReadResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// File path.
+    pub path: String,
+    /// Full file size.
+    pub size_bytes: u64,
+    /// Limit applied.
+    pub max_bytes: u64,
+    /// Content (UTF-8, invalid bytes replaced).
+    pub content: String,
+    /// The file is larger than `max_bytes`.
+    pub truncated: bool,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `workspace_file_write`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileWriteResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// File path.
+    pub path: String,
+    /// New size.
+    pub size_bytes: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Summary counts of a diff.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiffSummary {
+    /// Changed entries.
+    pub total: u64,
+    /// Added.
+    pub added: u64,
+    /// Modified.
+    pub modified: u64,
+    /// Deleted.
+    pub deleted: u64,
+    /// Changed type (file/dir/symlink).
+    pub type_changed: u64,
+    /// With a text patch.
+    pub text_patched: u64,
+    /// Without a text patch (binary, type change, directory).
+    pub non_text: u64,
+}
+
+/// One changed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiffEntry {
+    /// Path relative to /workspace.
+    pub path: String,
+    /// `added`, `modified`, `deleted` or `type_changed`.
+    pub status: String,
+    /// Kind of the entry now (or before, when deleted).
+    pub artifact_type: ArtifactType,
+    /// Unified diff, for text files.
+    pub text_patch: Option<String>,
+}
+
+/// Result of `workspace_diff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiffResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Anything changed.
+    pub changed: bool,
+    /// Counts.
+    pub summary: DiffSummary,
+    /// Entries sorted by path.
+    pub entries: Vec<DiffEntry>,
+    /// All text patches concatenated.
+    pub patch: String,
+}
+
+/// Result of `workspace_export`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExportResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Exported guest path.
+    pub workspace_path: String,
+    /// Host path written.
+    pub output_path: String,
+    /// Kind of the exported path.
+    pub artifact_type: ArtifactType,
+    /// Entries written.
+    pub entry_count: u64,
+    /// Regular file bytes written.
+    pub bytes_written: u64,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Details of a sync push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncInfo {
+    /// `directory` or `tar_archive`.
+    pub mode: String,
+    /// Host source.
+    pub source_path: String,
+    /// Guest destination.
+    pub destination: String,
+    /// Entries written.
+    pub entry_count: u64,
+    /// Regular file bytes written.
+    pub bytes_written: u64,
+}
+
+/// Result of `workspace_sync_push`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncPushResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+    /// What was copied.
+    pub workspace_sync: SyncInfo,
+}
+
+/// Counts of a patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PatchSummary {
+    /// Files touched.
+    pub total: u64,
+    /// Added.
+    pub added: u64,
+    /// Modified.
+    pub modified: u64,
+    /// Deleted.
+    pub deleted: u64,
+}
+
+/// One file touched by a patch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PatchEntry {
+    /// Absolute guest path.
+    pub path: String,
+    /// `added`, `modified` or `deleted`.
+    pub status: String,
+}
+
+/// Result of `workspace_patch_apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PatchApplyResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Anything changed.
+    pub changed: bool,
+    /// Counts.
+    pub summary: PatchSummary,
+    /// Files touched, sorted.
+    pub entries: Vec<PatchEntry>,
+    /// The patch as given.
+    pub patch: String,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `workspace_delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceDeleteResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Always true.
+    pub deleted: bool,
+    /// Why (`explicit_delete`, `expired`).
+    pub reason: String,
+}
+
+/// Result of `vm_delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VmDeleteResult {
+    /// VM id.
+    pub vm_id: String,
+    /// Always true.
+    pub deleted: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// An environment in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvironmentInfo {
+    /// Name, e.g. `debian:12`.
+    pub name: String,
+    /// What it contains.
+    pub description: String,
+    /// Debian release.
+    pub distribution: String,
+    /// Debian version.
+    pub distribution_version: String,
+    /// Packages added on top of the minimal base.
+    pub default_packages: Vec<String>,
+    /// Image present in the cache.
+    pub installed: bool,
+    /// Cache directory of this environment.
+    pub install_dir: String,
+    /// Build time (epoch seconds), when installed.
+    pub built_at: Option<u64>,
+    /// Image size, when installed.
+    pub size_bytes: Option<u64>,
+    /// Number of installed Debian packages, when installed.
+    pub package_count: Option<u64>,
+    /// Guest kernel release, when the boot assets are installed.
+    pub kernel_release: Option<String>,
+}

@@ -1,0 +1,303 @@
+//! The tool table: every MCP tool with its description, parameter schema and the
+//! narrowest profile that exposes it. The MCP server, the CLI help, the docs and the
+//! contract tests all read this table.
+
+use crate::params::*;
+use crate::profile::Profile;
+use schemars::JsonSchema;
+use serde_json::Value;
+
+/// One tool of the public contract.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolSpec {
+    /// Stable tool name.
+    pub name: &'static str,
+    /// One or two sentences written for a model.
+    pub description: &'static str,
+    /// Narrowest profile exposing the tool; wider profiles include it too.
+    pub min_profile: Profile,
+    /// JSON Schema of the parameters in `workspace-full` (and `vm-run`).
+    pub input_schema: fn() -> Value,
+    /// Narrowed schema for `workspace-core`, when it differs.
+    pub core_input_schema: Option<fn() -> Value>,
+    /// The tool only reads state.
+    pub read_only: bool,
+    /// The tool may destroy data.
+    pub destructive: bool,
+}
+
+impl ToolSpec {
+    /// Whether `profile` exposes this tool.
+    pub fn in_profile(&self, profile: Profile) -> bool {
+        profile >= self.min_profile
+    }
+
+    /// The input schema as exposed by `profile`.
+    pub fn schema_for(&self, profile: Profile) -> Value {
+        match (profile, self.core_input_schema) {
+            (Profile::WorkspaceCore, Some(core)) => core(),
+            _ => (self.input_schema)(),
+        }
+    }
+}
+
+fn schema<T: JsonSchema>() -> Value {
+    let mut value = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("$schema");
+        if !obj.contains_key("properties") {
+            obj.insert("properties".into(), Value::Object(Default::default()));
+        }
+    }
+    value
+}
+
+macro_rules! tool {
+    ($name:literal, $min:ident, $params:ty, $ro:literal, $destr:literal, $desc:literal) => {
+        ToolSpec {
+            name: $name,
+            description: $desc,
+            min_profile: Profile::$min,
+            input_schema: schema::<$params>,
+            core_input_schema: None,
+            read_only: $ro,
+            destructive: $destr,
+        }
+    };
+    ($name:literal, $min:ident, $params:ty, core = $core:ty, $ro:literal, $destr:literal, $desc:literal) => {
+        ToolSpec {
+            name: $name,
+            description: $desc,
+            min_profile: Profile::$min,
+            input_schema: schema::<$params>,
+            core_input_schema: Some(schema::<$core>),
+            read_only: $ro,
+            destructive: $destr,
+        }
+    };
+}
+
+/// Every tool, in registration (`tools/list`) order.
+pub const TOOLS: &[ToolSpec] = &[
+    tool!("vm_run", VmRun, VmRunParams, false, false,
+        "Boot a fresh Linux microVM from an environment, run one shell command in it, return stdout, stderr and the exit code, and delete the VM."),
+    tool!("vm_list_environments", WorkspaceFull, NoParams, true, false,
+        "List the Linux environments pyro can boot and whether each is installed."),
+    tool!("vm_create", WorkspaceFull, VmCreateParams, false, false,
+        "Create a one-shot VM record with an environment and sizing; start it with vm_start."),
+    tool!("vm_start", WorkspaceFull, VmIdParams, false, false,
+        "Boot a created or stopped one-shot VM until it is ready for a command."),
+    tool!("vm_exec", WorkspaceFull, VmExecParams, false, true,
+        "Run one non-interactive command in a started one-shot VM; the VM is deleted afterwards."),
+    tool!("vm_stop", WorkspaceFull, VmIdParams, false, false, "Stop a one-shot VM."),
+    tool!("vm_delete", WorkspaceFull, VmIdParams, false, true,
+        "Delete a one-shot VM and everything it left on disk."),
+    tool!("vm_status", WorkspaceFull, VmIdParams, true, false,
+        "Show a one-shot VM's state and metadata."),
+    tool!("vm_network_info", WorkspaceFull, VmIdParams, true, false,
+        "Show a one-shot VM's network configuration."),
+    tool!("vm_reap_expired", WorkspaceFull, NoParams, false, true,
+        "Delete one-shot VMs whose time to live has passed."),
+    tool!("workspace_create", WorkspaceCore, WorkspaceCreateParams, core = WorkspaceCreateCoreParams, false, false,
+        "Create and start a persistent Linux workspace VM, optionally seeded from a host directory or archive into /workspace."),
+    tool!("workspace_list", WorkspaceCore, NoParams, true, false,
+        "List persistent workspaces, most recently used first."),
+    tool!("workspace_update", WorkspaceCore, WorkspaceUpdateParams, false, false,
+        "Change a workspace's name or labels."),
+    tool!("workspace_exec", WorkspaceCore, WorkspaceExecParams, core = WorkspaceExecCoreParams, false, false,
+        "Run one shell command in /workspace of a started workspace and return stdout, stderr and the exit code."),
+    tool!("workspace_sync_push", WorkspaceCore, WorkspaceSyncPushParams, false, false,
+        "Copy a host directory or .tar/.tar.gz/.tgz archive into /workspace of a started workspace."),
+    tool!("workspace_status", WorkspaceCore, WorkspaceIdParams, true, false,
+        "Show a workspace's state, resources and last command."),
+    tool!("workspace_stop", WorkspaceFull, WorkspaceIdParams, false, false,
+        "Stop a workspace's VM, keeping /workspace on its disk."),
+    tool!("workspace_start", WorkspaceFull, WorkspaceIdParams, false, false,
+        "Start a stopped workspace again with its /workspace as it was."),
+    tool!("workspace_logs", WorkspaceCore, WorkspaceIdParams, true, false,
+        "Show the history of commands run with workspace_exec, with their output."),
+    tool!("workspace_export", WorkspaceCore, WorkspaceExportParams, false, false,
+        "Copy one file or directory from /workspace to a new path on the host."),
+    tool!("workspace_diff", WorkspaceCore, WorkspaceIdParams, true, false,
+        "Compare /workspace with its state right after creation and return a unified diff and a summary."),
+    tool!("workspace_file_list", WorkspaceCore, WorkspaceFileListParams, true, false,
+        "List files under a path in /workspace without following symlinks."),
+    tool!("workspace_file_read", WorkspaceCore, WorkspaceFileReadParams, true, false,
+        "Read one regular text file from /workspace."),
+    tool!("workspace_file_write", WorkspaceCore, WorkspaceFileWriteParams, false, false,
+        "Create or replace one text file in /workspace, creating parent directories."),
+    tool!("workspace_patch_apply", WorkspaceCore, WorkspacePatchApplyParams, false, false,
+        "Apply a unified diff to text files in /workspace."),
+    tool!("workspace_disk_export", WorkspaceFull, WorkspaceDiskExportParams, true, false,
+        "Export a stopped workspace's disk image to a new host file."),
+    tool!("workspace_disk_list", WorkspaceFull, WorkspaceFileListParams, true, false,
+        "List files on a stopped workspace's disk without booting it."),
+    tool!("workspace_disk_read", WorkspaceFull, WorkspaceFileReadParams, true, false,
+        "Read one regular file from a stopped workspace's disk without booting it."),
+    tool!("snapshot_create", WorkspaceFull, SnapshotParams, false, false,
+        "Save the current /workspace as a named snapshot."),
+    tool!("snapshot_list", WorkspaceFull, WorkspaceIdParams, true, false,
+        "List a workspace's snapshots, the baseline first."),
+    tool!("snapshot_delete", WorkspaceFull, SnapshotParams, false, true,
+        "Delete one named snapshot (the baseline cannot be deleted)."),
+    tool!("workspace_reset", WorkspaceCore, WorkspaceResetParams, false, true,
+        "Rebuild the workspace VM from its environment and restore /workspace from a snapshot (the baseline by default)."),
+    tool!("shell_open", WorkspaceFull, ShellOpenParams, false, false,
+        "Open a persistent interactive shell (PTY) in a workspace."),
+    tool!("shell_read", WorkspaceFull, ShellReadParams, true, false,
+        "Read a shell's output from a cursor; use plain=true and wait_for_idle_ms for clean text."),
+    tool!("shell_write", WorkspaceFull, ShellWriteParams, false, false,
+        "Type input into a shell."),
+    tool!("shell_signal", WorkspaceFull, ShellSignalParams, false, false,
+        "Send HUP, INT, TERM or KILL to a shell's process group."),
+    tool!("shell_close", WorkspaceFull, ShellIdParams, false, true, "Close a shell."),
+    tool!("service_start", WorkspaceFull, ServiceStartParams, false, false,
+        "Start a named long-running process in a workspace and wait until it is ready."),
+    tool!("service_list", WorkspaceFull, WorkspaceIdParams, true, false,
+        "List a workspace's services."),
+    tool!("service_status", WorkspaceFull, ServiceIdParams, true, false,
+        "Show one service's state."),
+    tool!("service_logs", WorkspaceFull, ServiceLogsParams, true, false,
+        "Show a service's stdout and stderr."),
+    tool!("service_stop", WorkspaceFull, ServiceIdParams, false, false,
+        "Stop a service and its process group."),
+    tool!("workspace_delete", WorkspaceCore, WorkspaceIdParams, false, true,
+        "Delete a workspace, its VM and everything it stored."),
+];
+
+/// Look a tool up by name.
+pub fn tool(name: &str) -> Option<&'static ToolSpec> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+/// The tools `profile` exposes, in registration order.
+pub fn tools_for(profile: Profile) -> impl Iterator<Item = &'static ToolSpec> {
+    TOOLS.iter().filter(move |t| t.in_profile(profile))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(profile: Profile) -> Vec<&'static str> {
+        tools_for(profile).map(|t| t.name).collect()
+    }
+
+    #[test]
+    fn profile_tool_lists_are_pinned() {
+        assert_eq!(names(Profile::VmRun), ["vm_run"]);
+        assert_eq!(
+            names(Profile::WorkspaceCore),
+            [
+                "vm_run",
+                "workspace_create",
+                "workspace_list",
+                "workspace_update",
+                "workspace_exec",
+                "workspace_sync_push",
+                "workspace_status",
+                "workspace_logs",
+                "workspace_export",
+                "workspace_diff",
+                "workspace_file_list",
+                "workspace_file_read",
+                "workspace_file_write",
+                "workspace_patch_apply",
+                "workspace_reset",
+                "workspace_delete",
+            ]
+        );
+        assert_eq!(
+            names(Profile::WorkspaceFull),
+            [
+                "vm_run",
+                "vm_list_environments",
+                "vm_create",
+                "vm_start",
+                "vm_exec",
+                "vm_stop",
+                "vm_delete",
+                "vm_status",
+                "vm_network_info",
+                "vm_reap_expired",
+                "workspace_create",
+                "workspace_list",
+                "workspace_update",
+                "workspace_exec",
+                "workspace_sync_push",
+                "workspace_status",
+                "workspace_stop",
+                "workspace_start",
+                "workspace_logs",
+                "workspace_export",
+                "workspace_diff",
+                "workspace_file_list",
+                "workspace_file_read",
+                "workspace_file_write",
+                "workspace_patch_apply",
+                "workspace_disk_export",
+                "workspace_disk_list",
+                "workspace_disk_read",
+                "snapshot_create",
+                "snapshot_list",
+                "snapshot_delete",
+                "workspace_reset",
+                "shell_open",
+                "shell_read",
+                "shell_write",
+                "shell_signal",
+                "shell_close",
+                "service_start",
+                "service_list",
+                "service_status",
+                "service_logs",
+                "service_stop",
+                "workspace_delete",
+            ]
+        );
+    }
+
+    #[test]
+    fn core_schemas_mention_no_advanced_parameter() {
+        // Parameter names that belong to workspace-full features only. `vm_run`'s boolean
+        // `network` is the same in every profile (one-shot VMs have no policy).
+        let forbidden =
+            ["secret", "network_policy", "publish", "shell", "service", "ready_", "disk"];
+        for t in tools_for(Profile::WorkspaceCore) {
+            let s = t.schema_for(Profile::WorkspaceCore);
+            let props = s["properties"].as_object().expect("properties");
+            for key in props.keys() {
+                for word in forbidden {
+                    assert!(!key.contains(word), "{} core schema has parameter {key}", t.name);
+                }
+            }
+            let text = s.to_string().to_lowercase();
+            assert!(!text.contains("secret"), "{} core schema talks about secrets", t.name);
+        }
+        let full = tool("workspace_create").expect("tool").schema_for(Profile::WorkspaceFull);
+        assert!(full["properties"]["secrets"].is_object());
+        assert!(full["properties"]["network_policy"].is_object());
+        let exec = tool("workspace_exec").expect("tool").schema_for(Profile::WorkspaceFull);
+        assert!(exec["properties"]["secret_env"].is_object());
+    }
+
+    #[test]
+    fn schemas_are_closed_objects_with_descriptions() {
+        for t in TOOLS {
+            for profile in Profile::ALL.into_iter().filter(|p| t.in_profile(*p)) {
+                let s = t.schema_for(profile);
+                assert_eq!(s["type"], "object", "{}", t.name);
+                assert!(s["properties"].is_object(), "{}", t.name);
+                assert_eq!(s["additionalProperties"], false, "{} must reject unknown args", t.name);
+                for (field, prop) in s["properties"].as_object().into_iter().flatten() {
+                    assert!(
+                        prop.get("description").is_some(),
+                        "{}.{field} has no description",
+                        t.name
+                    );
+                }
+            }
+            assert!(!t.description.is_empty());
+        }
+    }
+}
