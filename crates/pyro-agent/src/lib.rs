@@ -1,1 +1,376 @@
-//! agent lib placeholder
+//! The sandbox side of pyro's host↔agent protocol ([`pyro_protocol`]).
+//!
+//! # Overview
+//!
+//! [`Sandbox`] performs one protocol [`Request`] at a time ([`Sandbox::handle`]) against
+//! a workspace directory: the guest path `/workspace` and everything below it map to
+//! that directory. It runs in two places:
+//!
+//! - inside the guest, in the `pyro-guest-agent` binary ([`Sandbox::guest`]): the
+//!   workspace directory is `/workspace` itself, exec may use any working directory and
+//!   inherits the agent's environment, and `shutdown` powers the VM off;
+//! - on the host, in pyro's explicit `host_compat` backend ([`Sandbox::host_compat`]):
+//!   the workspace is a host directory, exec must run inside it with a clean
+//!   environment, and `shutdown` is unsupported.
+//!
+//! [`serve`] / [`FrameServer`] run the line-framed request loop over any reader and
+//! writer. [`archive`] holds the tar code the host also uses on its own side.
+//!
+//! # Invariants
+//!
+//! - Request paths are absolute guest paths under `/workspace`; `..`, paths elsewhere
+//!   and symlinks in intermediate components are refused ([`paths`]). Read and write
+//!   refuse a final symlink too; list and export report it as a link; delete removes
+//!   the link itself. Nothing ever follows a symlink out of the workspace.
+//! - [`Sandbox::handle`] does not panic on any input: every failure becomes
+//!   [`Response::Error`] with a [`SandboxError::kind`] and a message naming the path.
+//!
+//! # Example
+//!
+//! ```
+//! use pyro_agent::Sandbox;
+//! use pyro_protocol::{Request, Response};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let sandbox = Sandbox::host_compat(dir.path());
+//! let response = sandbox.handle(Request::WriteFile {
+//!     path: "/workspace/notes/hello.txt".into(),
+//!     data_b64: "aGk=".into(), // "hi"
+//! });
+//! assert!(matches!(response, Response::Written { bytes_written: 2 }));
+//! assert_eq!(std::fs::read(dir.path().join("notes/hello.txt"))?, b"hi");
+//!
+//! let escape = sandbox.handle(Request::ReadFile { path: "/workspace/../etc/passwd".into(), max_bytes: 10 });
+//! assert!(matches!(escape, Response::Error { kind: pyro_protocol::ErrorKind::PathEscape, .. }));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Limitations
+//!
+//! - Requests and answers are whole messages: file contents, archives and captured
+//!   output are held in memory and sent as one base64 line.
+//! - Names that are not valid UTF-8 are listed lossily (they cannot be addressed).
+//! - Path checks and their use are separate system calls (see [`paths`]).
+#![warn(missing_docs)]
+
+pub mod archive;
+mod error;
+mod exec;
+mod files;
+pub mod paths;
+mod serve;
+pub mod sys;
+
+pub use error::SandboxError;
+pub use exec::{PIPE_GRACE, TIMEOUT_EXIT_CODE};
+pub use serve::{serve, FrameServer, InFlight};
+
+use base64::Engine as _;
+use pyro_protocol::{ExecRequest, Request, Response, PROTOCOL_VERSION};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Version of this agent (the crate version), reported in `hello`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Capabilities reported in `hello`.
+pub const CAPABILITIES: &[&str] = &["exec", "files", "tar"];
+
+/// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SandboxMode {
+    /// Inside the guest VM: any absolute exec cwd, inherited environment, shutdown
+    /// powers off.
+    Guest,
+    /// On the host for the `host_compat` backend: exec cwd must be inside the workspace,
+    /// clean environment (PATH, HOME = workspace dir, LANG=C.UTF-8, plus the request's),
+    /// shutdown unsupported.
+    HostCompat,
+}
+
+/// Performs protocol requests against one workspace directory. Cheap to share: wrap it
+/// in an `Arc` and call [`Sandbox::handle`] from several threads at once.
+#[derive(Debug)]
+pub struct Sandbox {
+    workspace_dir: PathBuf,
+    mode: SandboxMode,
+    power_off: bool,
+}
+
+impl Sandbox {
+    /// A [`SandboxMode::HostCompat`] sandbox over `workspace_dir` (the restrictive
+    /// mode, as used by the host backend); same as [`Sandbox::host_compat`].
+    pub fn new(workspace_dir: PathBuf) -> Self {
+        Sandbox::host_compat(workspace_dir)
+    }
+
+    /// A sandbox for use inside the guest (`workspace_dir` is normally `/workspace`).
+    pub fn guest(workspace_dir: impl Into<PathBuf>) -> Self {
+        Sandbox { workspace_dir: workspace_dir.into(), mode: SandboxMode::Guest, power_off: true }
+    }
+
+    /// A sandbox for the host's `host_compat` backend over a host directory.
+    pub fn host_compat(workspace_dir: impl Into<PathBuf>) -> Self {
+        Sandbox {
+            workspace_dir: workspace_dir.into(),
+            mode: SandboxMode::HostCompat,
+            power_off: false,
+        }
+    }
+
+    /// Whether a `shutdown` in guest mode really powers the machine off after answering
+    /// (default true; tests turn it off).
+    pub fn with_power_off(mut self, power_off: bool) -> Self {
+        self.power_off = power_off && self.mode == SandboxMode::Guest;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> SandboxMode {
+        self.mode
+    }
+
+    /// The directory backing `/workspace`.
+    pub fn workspace_dir(&self) -> &Path {
+        &self.workspace_dir
+    }
+
+    /// Map a guest path to its backing path, lexically (no file system access): refuses
+    /// relative paths, `..` and paths outside `/workspace`.
+    pub fn host_path(&self, guest: &str) -> Result<PathBuf, SandboxError> {
+        Ok(paths::WorkspacePath::parse(guest)?.host_path(&self.workspace_dir))
+    }
+
+    /// Map and check a guest path against the file system (see [`paths::resolve`]).
+    pub fn resolve(&self, guest: &str) -> Result<paths::ResolvedPath, SandboxError> {
+        paths::resolve(&self.workspace_dir, &paths::WorkspacePath::parse(guest)?)
+    }
+
+    /// Perform one request. Never panics on input; failures become [`Response::Error`].
+    pub fn handle(&self, request: Request) -> Response {
+        self.try_handle(request)
+            .unwrap_or_else(|err| Response::Error { kind: err.kind(), message: err.to_string() })
+    }
+
+    /// Perform one request, returning failures as [`SandboxError`].
+    pub fn try_handle(&self, request: Request) -> Result<Response, SandboxError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let dir = self.workspace_dir.as_path();
+        Ok(match request {
+            Request::Hello { .. } => self.hello(),
+            Request::Exec(exec) => Response::Exec(self.exec(&exec)?),
+            Request::ListFiles { path, recursive } => {
+                Response::Files { entries: files::list(dir, &path, recursive)? }
+            }
+            Request::ReadFile { path, max_bytes } => {
+                let data = files::read(dir, &path, max_bytes)?;
+                Response::FileData {
+                    size_bytes: data.size_bytes,
+                    data_b64: b64.encode(&data.data),
+                    truncated: data.truncated,
+                }
+            }
+            Request::WriteFile { path, data_b64 } => {
+                let data = decode(&data_b64, "data_b64")?;
+                Response::Written { bytes_written: files::write(dir, &path, &data)? }
+            }
+            Request::DeletePath { path } => {
+                files::delete(dir, &path)?;
+                Response::Done
+            }
+            Request::ExportTar { path } => {
+                let (bytes, artifact_type, stats) = files::export(dir, &path)?;
+                Response::Tar { artifact_type, stats, data_b64: b64.encode(bytes) }
+            }
+            Request::ImportTar { dest, replace, data_b64 } => {
+                let bytes = decode(&data_b64, "data_b64")?;
+                Response::Imported { stats: files::import(dir, &dest, replace, &bytes)? }
+            }
+            Request::Sync => {
+                sys::sync_all();
+                Response::Done
+            }
+            Request::Shutdown => match self.mode {
+                SandboxMode::Guest => {
+                    sys::sync_all();
+                    Response::Done
+                }
+                SandboxMode::HostCompat => {
+                    return Err(SandboxError::Unsupported(
+                        "shutdown is not supported in host_compat mode".to_owned(),
+                    ))
+                }
+            },
+            _ => return Err(SandboxError::Unsupported("unsupported operation".to_owned())),
+        })
+    }
+
+    /// The `hello` answer: versions, capabilities and the kernel release.
+    pub fn hello(&self) -> Response {
+        Response::Hello {
+            agent_version: AGENT_VERSION.to_owned(),
+            protocol: PROTOCOL_VERSION,
+            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            kernel_release: sys::kernel_release().unwrap_or_else(|_| "unknown".to_owned()),
+        }
+    }
+
+    /// Called by the frame loop after the answer to a successful `shutdown` was written:
+    /// in guest mode, gives the host a moment to read it, then powers off.
+    pub fn finish_shutdown(&self) {
+        if self.power_off {
+            std::thread::sleep(Duration::from_millis(100));
+            // If this returns, the machine cannot be powered off; keep serving.
+            let _ = sys::power_off();
+        }
+    }
+
+    fn exec(&self, req: &ExecRequest) -> Result<pyro_protocol::ExecOutput, SandboxError> {
+        let (cwd, base_env) = match self.mode {
+            SandboxMode::Guest => (self.guest_cwd(&req.cwd)?, exec::BaseEnv::Inherit),
+            SandboxMode::HostCompat => (
+                self.host_compat_cwd(&req.cwd)?,
+                exec::BaseEnv::Clean { home: self.workspace_dir.clone() },
+            ),
+        };
+        let plan = exec::ExecPlan {
+            command: &req.command,
+            cwd: &cwd,
+            base_env,
+            env: &req.env,
+            timeout: Duration::from_millis(req.timeout_ms),
+            max_output_bytes: usize::try_from(req.max_output_bytes).unwrap_or(usize::MAX),
+        };
+        exec::run(&plan)
+    }
+
+    /// Guest mode: any absolute directory; workspace paths go through the mapping.
+    fn guest_cwd(&self, cwd: &str) -> Result<PathBuf, SandboxError> {
+        let path = match paths::WorkspacePath::parse(cwd) {
+            Ok(p) => p.host_path(&self.workspace_dir),
+            Err(SandboxError::OutsideWorkspace(_)) => PathBuf::from(cwd),
+            Err(e) => return Err(e),
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => Ok(path),
+            Ok(_) => Err(SandboxError::CwdNotDirectory(cwd.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(SandboxError::NotFound(cwd.to_owned()))
+            }
+            Err(e) => Err(SandboxError::io("stat", cwd, e)),
+        }
+    }
+
+    /// Host-compat mode: a real directory inside the workspace, reached without symlinks.
+    fn host_compat_cwd(&self, cwd: &str) -> Result<PathBuf, SandboxError> {
+        let resolved = self.resolve(cwd)?;
+        match &resolved.metadata {
+            None => Err(SandboxError::NotFound(resolved.guest())),
+            Some(meta) if meta.file_type().is_symlink() => {
+                Err(SandboxError::FinalSymlink(resolved.guest()))
+            }
+            Some(meta) if !meta.is_dir() => Err(SandboxError::CwdNotDirectory(resolved.guest())),
+            Some(_) => Ok(resolved.host),
+        }
+    }
+}
+
+fn decode(data: &str, field: &'static str) -> Result<Vec<u8>, SandboxError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|source| SandboxError::Base64 { field, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyro_protocol::ErrorKind;
+
+    #[test]
+    fn hello_reports_versions_and_capabilities() {
+        let sandbox = Sandbox::host_compat("/nonexistent");
+        match sandbox.handle(Request::Hello { protocol: PROTOCOL_VERSION }) {
+            Response::Hello { agent_version, protocol, capabilities, kernel_release } => {
+                assert_eq!(agent_version, env!("CARGO_PKG_VERSION"));
+                assert_eq!(protocol, PROTOCOL_VERSION);
+                assert_eq!(capabilities, ["exec", "files", "tar"]);
+                assert!(!kernel_release.is_empty() && kernel_release != "unknown");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shutdown_is_unsupported_in_host_compat_and_done_in_guest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let response = Sandbox::host_compat(dir.path()).handle(Request::Shutdown);
+        assert!(
+            matches!(response, Response::Error { kind: ErrorKind::Unsupported, .. }),
+            "{response:?}"
+        );
+        let guest = Sandbox::guest(dir.path()).with_power_off(false);
+        assert!(matches!(guest.handle(Request::Shutdown), Response::Done));
+        guest.finish_shutdown(); // must not power anything off
+    }
+
+    #[test]
+    fn bad_base64_is_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let response = Sandbox::host_compat(dir.path())
+            .handle(Request::WriteFile { path: "/workspace/f".into(), data_b64: "!!".into() });
+        assert!(matches!(response, Response::Error { kind: ErrorKind::Invalid, .. }));
+        assert!(!dir.path().join("f").exists());
+    }
+
+    #[test]
+    fn exec_cwd_rules_depend_on_the_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink("/", dir.path().join("root")).expect("symlink");
+        let exec = |cwd: &str| {
+            Request::Exec(ExecRequest {
+                command: "pwd; echo \"$HOME\"".into(),
+                cwd: cwd.into(),
+                env: Default::default(),
+                timeout_ms: 10_000,
+                max_output_bytes: 4096,
+            })
+        };
+        let host = Sandbox::host_compat(dir.path());
+        match host.handle(exec("/workspace/sub")) {
+            Response::Exec(out) => {
+                let text = String::from_utf8(
+                    base64::engine::general_purpose::STANDARD.decode(out.stdout_b64).expect("b64"),
+                )
+                .expect("utf8");
+                let mut lines = text.lines();
+                let pwd = PathBuf::from(lines.next().expect("pwd"));
+                assert_eq!(
+                    pwd.canonicalize().expect("canon"),
+                    dir.path().join("sub").canonicalize().expect("canon")
+                );
+                assert_eq!(lines.next(), Some(dir.path().to_str().expect("utf8")));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (cwd, kind) in [
+            ("/tmp", ErrorKind::PathEscape),
+            ("/workspace/root", ErrorKind::PathEscape),
+            ("/workspace/root/etc", ErrorKind::PathEscape),
+            ("/workspace/missing", ErrorKind::NotFound),
+        ] {
+            match host.handle(exec(cwd)) {
+                Response::Error { kind: k, .. } => assert_eq!(k, kind, "{cwd}"),
+                other => panic!("{cwd}: {other:?}"),
+            }
+        }
+        // In the guest any absolute directory is fine.
+        let guest = Sandbox::guest(dir.path()).with_power_off(false);
+        assert!(matches!(guest.handle(exec("/tmp")), Response::Exec(out) if out.exit_code == 0));
+        assert!(matches!(
+            guest.handle(exec("relative")),
+            Response::Error { kind: ErrorKind::Invalid, .. }
+        ));
+    }
+}

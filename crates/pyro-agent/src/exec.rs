@@ -1,0 +1,303 @@
+//! Running one command to completion.
+//!
+//! # Behaviour
+//!
+//! - The command runs as `/bin/sh -lc <command>` with stdin from `/dev/null`, in a new
+//!   session (so a new process group whose id is the shell's pid).
+//! - stdout and stderr are drained concurrently by two threads. Each keeps at most
+//!   `max_output_bytes`; the rest is read and dropped, and `truncated` is set.
+//! - At the timeout the whole process group gets SIGKILL; the result then has exit
+//!   code 124 and `timed_out`. A process killed by signal N reports `128 + N` and the
+//!   signal.
+//! - When the shell has exited, output is collected until both pipes reach EOF, but at
+//!   most [`PIPE_GRACE`] longer: a background process that keeps the pipes open (a
+//!   server started with `&`) does not hold the answer back. Its later output is drained
+//!   and discarded so it never blocks on a full pipe; background processes that are
+//!   still running when the shell exits are left alone.
+
+use crate::error::SandboxError;
+use crate::sys;
+use base64::Engine as _;
+use pyro_protocol::ExecOutput;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long to keep reading output after the shell exited while something else still
+/// holds the pipes open.
+pub const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// Exit code reported when the timeout fired.
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+/// PATH given to commands in `host_compat` mode when the agent itself has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Environment a command starts with.
+#[derive(Debug, Clone)]
+pub(crate) enum BaseEnv {
+    /// The agent's own environment.
+    Inherit,
+    /// Only PATH (the agent's, or a default), HOME and `LANG=C.UTF-8`.
+    Clean {
+        /// Value of HOME.
+        home: std::path::PathBuf,
+    },
+}
+
+/// Everything needed to run a command.
+#[derive(Debug)]
+pub(crate) struct ExecPlan<'a> {
+    pub command: &'a str,
+    pub cwd: &'a Path,
+    pub base_env: BaseEnv,
+    pub env: &'a BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    buf: Vec<u8>,
+    truncated: bool,
+    done: bool,
+    /// Set once the result was taken: further output is dropped.
+    detached: bool,
+}
+
+#[derive(Debug, Default)]
+struct Capture {
+    streams: Mutex<[Stream; 2]>,
+    changed: Condvar,
+}
+
+impl Capture {
+    fn lock(&self) -> MutexGuard<'_, [Stream; 2]> {
+        // A reader thread cannot panic while holding the lock (it only copies bytes),
+        // and the data stays consistent even if one did, so poisoning is ignored.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn spawn_reader(
+    capture: Arc<Capture>,
+    index: usize,
+    mut pipe: impl Read + Send + 'static,
+    cap: usize,
+) -> std::io::Result<()> {
+    thread::Builder::new().name("pyro-exec-output".into()).spawn(move || {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let mut streams = capture.lock();
+            let stream = &mut streams[index];
+            if stream.detached {
+                continue;
+            }
+            let room = cap.saturating_sub(stream.buf.len());
+            let keep = n.min(room);
+            stream.buf.extend_from_slice(&chunk[..keep]);
+            if keep < n {
+                stream.truncated = true;
+            }
+        }
+        capture.lock()[index].done = true;
+        capture.changed.notify_all();
+    })?;
+    Ok(())
+}
+
+fn build_command(plan: &ExecPlan<'_>) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-lc").arg(plan.command).current_dir(plan.cwd);
+    if let BaseEnv::Clean { home } = &plan.base_env {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+        cmd.env_clear().env("PATH", path).env("HOME", home).env("LANG", "C.UTF-8");
+    }
+    cmd.envs(plan.env);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // `sys::new_session`, i.e. setsid(2), which is async-signal-safe and allocates
+    // nothing.
+    // JUSTIFICATION: the command and everything it starts must share one process group
+    // of their own so the timeout can kill the whole tree.
+    unsafe {
+        cmd.pre_exec(sys::new_session);
+    }
+    cmd
+}
+
+/// Run a command to completion as described in the module docs.
+pub(crate) fn run(plan: &ExecPlan<'_>) -> Result<ExecOutput, SandboxError> {
+    let started = Instant::now();
+    let mut child = build_command(plan).spawn().map_err(SandboxError::Spawn)?;
+    let pgid = child.id();
+    let capture = Arc::new(Capture::default());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    if let Err(e) = start_readers(&capture, stdout, stderr, plan.max_output_bytes) {
+        kill_and_reap(pgid, child);
+        return Err(SandboxError::Spawn(e));
+    }
+
+    let (status, timed_out) = wait_with_timeout(child, pgid, plan.timeout)?;
+
+    let grace_deadline = Instant::now() + PIPE_GRACE;
+    let mut streams = capture.lock();
+    while !(streams[0].done && streams[1].done) {
+        let now = Instant::now();
+        if now >= grace_deadline {
+            break;
+        }
+        streams = capture
+            .changed
+            .wait_timeout(streams, grace_deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    for stream in streams.iter_mut() {
+        stream.detached = true;
+    }
+    let (out, err) = {
+        let [out, err] = &mut *streams;
+        (std::mem::take(out), std::mem::take(err))
+    };
+    drop(streams);
+
+    let signal = status.signal();
+    let exit_code = if timed_out {
+        TIMEOUT_EXIT_CODE
+    } else {
+        status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(ExecOutput {
+        stdout_b64: b64.encode(&out.buf),
+        stderr_b64: b64.encode(&err.buf),
+        truncated: out.truncated || err.truncated,
+        exit_code,
+        signal,
+        timed_out,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn start_readers(
+    capture: &Arc<Capture>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    cap: usize,
+) -> std::io::Result<()> {
+    let missing = || std::io::Error::other("child pipes missing");
+    spawn_reader(Arc::clone(capture), 0, stdout.ok_or_else(missing)?, cap)?;
+    spawn_reader(Arc::clone(capture), 1, stderr.ok_or_else(missing)?, cap)?;
+    Ok(())
+}
+
+fn kill_and_reap(pgid: u32, mut child: Child) {
+    let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+    let _ = child.wait();
+}
+
+/// Wait for the shell; at the timeout kill its process group. Returns the exit status
+/// and whether the timeout fired.
+fn wait_with_timeout(
+    mut child: Child,
+    pgid: u32,
+    timeout: Duration,
+) -> Result<(ExitStatus, bool), SandboxError> {
+    let (tx, rx) = mpsc::channel();
+    // The waiter owns the child; the process group id stays valid until it is reaped,
+    // which only this thread does.
+    let waiter = thread::Builder::new().name("pyro-exec-wait".into()).spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    if let Err(e) = waiter {
+        // The closure (and the child in it) came back with the error; we cannot reach
+        // it, so kill the group and let the zombie be reaped by the init process.
+        let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+        return Err(SandboxError::Spawn(e));
+    }
+    let wait_err = |e: std::io::Error| SandboxError::io("wait for", "/bin/sh", e);
+    match rx.recv_timeout(timeout) {
+        Ok(status) => Ok((status.map_err(wait_err)?, false)),
+        Err(RecvTimeoutError::Timeout) => {
+            // The group may already be empty if the shell exited at the deadline.
+            let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+            match rx.recv() {
+                Ok(status) => Ok((status.map_err(wait_err)?, true)),
+                Err(_) => Err(SandboxError::io(
+                    "wait for",
+                    "/bin/sh",
+                    std::io::Error::other("waiter thread vanished"),
+                )),
+            }
+        }
+        Err(RecvTimeoutError::Disconnected) => Err(SandboxError::io(
+            "wait for",
+            "/bin/sh",
+            std::io::Error::other("waiter thread vanished"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(command: &str, timeout_ms: u64, max: usize) -> ExecOutput {
+        let env = BTreeMap::from([("PYRO_TEST_VAR".to_owned(), "v a l".to_owned())]);
+        let dir = std::env::temp_dir();
+        let plan = ExecPlan {
+            command,
+            cwd: &dir,
+            base_env: BaseEnv::Inherit,
+            env: &env,
+            timeout: Duration::from_millis(timeout_ms),
+            max_output_bytes: max,
+        };
+        run(&plan).expect("exec")
+    }
+
+    fn decode(b64: &str) -> String {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+        String::from_utf8(bytes).expect("utf8")
+    }
+
+    #[test]
+    fn captures_both_streams_exit_code_and_env() {
+        let out = exec("echo out; echo err >&2; echo \"$PYRO_TEST_VAR\"; exit 3", 10_000, 1024);
+        assert_eq!(decode(&out.stdout_b64), "out\nv a l\n");
+        assert_eq!(decode(&out.stderr_b64), "err\n");
+        assert_eq!(out.exit_code, 3);
+        assert_eq!(out.signal, None);
+        assert!(!out.timed_out && !out.truncated);
+    }
+
+    #[test]
+    fn stdin_is_empty_and_the_shell_leads_its_own_group() {
+        let out = exec("cat; cut -d' ' -f5 /proc/$$/stat; echo $$", 10_000, 1024);
+        let text = decode(&out.stdout_b64);
+        let lines: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert_eq!(lines[0], lines[1], "pgid == pid of the shell");
+    }
+
+    #[test]
+    fn signal_death_reports_128_plus_n() {
+        let out = exec("kill -TERM $$", 10_000, 1024);
+        assert_eq!(out.exit_code, 128 + libc::SIGTERM);
+        assert_eq!(out.signal, Some(libc::SIGTERM));
+        assert!(!out.timed_out);
+    }
+}

@@ -1,0 +1,142 @@
+//! Thin wrappers around the few raw system calls the agent needs.
+//!
+//! Every `unsafe` block of the library lives here, so the rest of the crate is safe
+//! code. Each wrapper documents the invariants it relies on.
+
+use std::ffi::CStr;
+use std::io;
+
+/// Make the calling process the leader of a new session (and so of a new process
+/// group whose id is its pid). Meant for `CommandExt::pre_exec`.
+///
+/// Only calls `setsid(2)`, which is async-signal-safe, so it may run between `fork`
+/// and `exec`.
+pub(crate) fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments and touches no memory of ours; it is
+    // async-signal-safe, so it is sound in a freshly forked child.
+    // JUSTIFICATION: std has no safe way to start a child in its own session.
+    let rc = unsafe { libc::setsid() };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Send `signal` to every process in process group `pgid`.
+///
+/// `pgid` must be a process-group id we created (the pid of a child we started with
+/// [`new_session`] and have not reaped yet), never 0 or 1.
+pub(crate) fn kill_process_group(pgid: u32, signal: i32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    if pgid <= 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal group <= 1"));
+    }
+    // SAFETY: kill(2) only reads its two integer arguments. A negative pid addresses
+    // the process group; pgid > 1 was checked above so this never means "all
+    // processes" (-1) or our own group (0).
+    // JUSTIFICATION: std can only signal single children, not a process group.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Flush all file systems (`sync(2)`).
+pub(crate) fn sync_all() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    // JUSTIFICATION: std only offers per-file fsync.
+    unsafe { libc::sync() };
+}
+
+/// Kernel release, as `uname -r` prints it.
+pub(crate) fn kernel_release() -> io::Result<String> {
+    // SAFETY: utsname is a plain struct of byte arrays; all-zero is a valid value.
+    // JUSTIFICATION: needed as the out-parameter of uname(2).
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a valid, writable utsname that outlives the call.
+    // JUSTIFICATION: std has no uname wrapper; /proc may be missing on the host.
+    let rc = unsafe { libc::uname(&mut uts) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel NUL-terminates every utsname field within its array, and the
+    // array lives as long as `uts`, which outlives the borrow.
+    // JUSTIFICATION: converting the C string field needs a raw pointer.
+    let release = unsafe { CStr::from_ptr(uts.release.as_ptr()) };
+    Ok(release.to_string_lossy().into_owned())
+}
+
+/// Set the host name (`sethostname(2)`); needs CAP_SYS_ADMIN.
+pub fn set_hostname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the bytes of `name`, which outlives the
+    // call; the kernel copies them and does not need a NUL terminator.
+    // JUSTIFICATION: std has no sethostname wrapper.
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Flush file systems and power the machine off (`reboot(RB_POWER_OFF)`), falling
+/// back to a halt. Returns only if both fail (for example without CAP_SYS_BOOT).
+pub fn power_off() -> io::Error {
+    sync_all();
+    // SAFETY: reboot(2) with a valid command constant touches no memory of ours.
+    // JUSTIFICATION: powering off the guest is the point of the Shutdown request.
+    let rc = unsafe { libc::reboot(libc::RB_POWER_OFF) };
+    let err =
+        if rc == -1 { io::Error::last_os_error() } else { io::Error::other("reboot returned") };
+    // SAFETY: as above, with the halt command.
+    // JUSTIFICATION: fallback when the machine has no way to power off.
+    unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
+    err
+}
+
+/// Outcome of [`wait_any_child`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child changed state: its pid.
+    Child(u32),
+    /// The caller has no children at all.
+    NoChildren,
+}
+
+/// Block until any child exits and reap it (`waitpid(-1, .., 0)`), retrying on EINTR.
+pub fn wait_any_child() -> io::Result<Reaped> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid, writable c_int that outlives the call.
+        // JUSTIFICATION: PID 1 must reap every orphan, which std cannot express.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid >= 0 {
+            return Ok(Reaped::Child(pid.unsigned_abs()));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return Ok(Reaped::NoChildren),
+            _ => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_release_is_not_empty() {
+        let release = kernel_release().expect("uname");
+        assert!(!release.is_empty());
+        assert!(!release.contains('\0'));
+    }
+
+    #[test]
+    fn kill_process_group_refuses_special_groups() {
+        assert!(kill_process_group(0, libc::SIGKILL).is_err());
+        assert!(kill_process_group(1, libc::SIGKILL).is_err());
+    }
+}
