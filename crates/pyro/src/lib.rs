@@ -1,1 +1,23 @@
-//! placeholder
+//! pyro: disposable and persistent Linux microVM sandboxes for AI agents.
+//!
+//! Three surfaces over one runtime:
+//!
+//! - the SDK, [`Pyro`]: one async method per operation, typed requests and results;
+//! - the MCP server, [`create_server`] / [`Pyro::create_server`]: the same operations
+//!   as tools, in the profiles `vm-run`, `workspace-core` and `workspace-full`;
+//! - the `pyro` CLI (the binary of this crate).
+//!
+//! Commands run inside a QEMU guest VM ([`backend::qemu`]); host execution
+//! ([`backend::host_compat`]) only happens when the caller explicitly allows it, and
+//! every result says which one ran it (`execution_mode`).
+#![deny(unsafe_code)]
+
+pub mod backend;
+pub mod mcp;
+pub mod runtime;
+mod sdk;
+
+pub use mcp::PyroMcpServer;
+pub use pyro_contract::{params, results, Profile};
+pub use runtime::{PyroError, Runtime, RuntimeConfig};
+pub use sdk::{create_server, Pyro};

@@ -1,0 +1,180 @@
+//! Backends: what actually runs a sandbox.
+//!
+//! A backend boots (or prepares) one sandbox per directory and hands out
+//! [`AgentChannel`]s that speak the [`pyro_protocol`] to the agent inside it. The
+//! runtime composes every workspace operation (exec, files, diff, export, reset, ...)
+//! from protocol requests, so backends stay small and all surfaces behave the same.
+//!
+//! - [`qemu::QemuBackend`]: the default. A QEMU microVM per sandbox, detached from the
+//!   process that started it (pidfile, QMP and agent sockets live in the sandbox dir),
+//!   so every later CLI call or MCP request reconnects to the same guest.
+//! - [`host_compat::HostCompatBackend`]: runs the agent's request handler in-process
+//!   against a host directory. Only used when the caller explicitly allows it, and
+//!   every result says `execution_mode: host_compat`.
+
+pub mod host_compat;
+// Signals and file locks on QEMU processes need a few libc calls, each with a SAFETY note.
+#[allow(unsafe_code)]
+pub mod qemu;
+
+use pyro_contract::results::{Accel, ExecutionMode};
+use pyro_protocol::{Request, Response};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which backend runs a sandbox. Stored in each workspace record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// QEMU guest VM.
+    Qemu,
+    /// Host directory (explicit opt-in only).
+    HostCompat,
+}
+
+impl BackendKind {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Qemu => "qemu",
+            BackendKind::HostCompat => "host_compat",
+        }
+    }
+}
+
+/// Network of a sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Give the guest a NIC with outbound (user-mode) networking.
+    pub enabled: bool,
+    /// `(host_port, guest_port)` pairs forwarded from 127.0.0.1 on the host.
+    pub published_ports: Vec<(u16, u16)>,
+}
+
+/// What to boot.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    /// Directory owned by this sandbox (created by the runtime, removed on delete).
+    pub dir: PathBuf,
+    /// Environment name, e.g. `debian:12`.
+    pub environment: String,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// Network.
+    pub network: NetworkSpec,
+}
+
+/// Facts about a booted sandbox, recorded by the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    /// Acceleration used.
+    pub accel: Accel,
+    /// Why this acceleration (e.g. "kvm_pvm is not hardware KVM").
+    pub accel_reason: String,
+    /// Where commands run.
+    pub execution_mode: ExecutionMode,
+    /// Guest `uname -r`, from the agent's hello.
+    pub guest_kernel: Option<String>,
+    /// Environment build identifier.
+    pub environment_version: Option<String>,
+    /// Guest address when networked.
+    pub guest_ip: Option<String>,
+    /// Extra details (boot time, pid, ...), shown in `metadata`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Errors of backends.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// A required asset (QEMU, kernel, image) is missing.
+    #[error("{what} is missing ({path}); run `pyro doctor` to see how to install it")]
+    MissingAsset {
+        /// What is missing.
+        what: String,
+        /// Where it was expected.
+        path: PathBuf,
+    },
+    /// The guest did not come up.
+    #[error("guest failed to boot: {0}")]
+    Boot(String),
+    /// The sandbox is not running.
+    #[error("the sandbox is not running")]
+    NotRunning,
+    /// The guest (or QEMU) died or closed the channel during a request.
+    #[error(
+        "the guest stopped responding during the request (it may have crashed or been killed): {0}"
+    )]
+    GuestDied(String),
+    /// A request took longer than its deadline.
+    #[error("the guest did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Protocol violation.
+    #[error("agent protocol error: {0}")]
+    Protocol(String),
+    /// The backend cannot do this.
+    #[error("{operation} is not supported by backend {backend}")]
+    Unsupported {
+        /// Backend name.
+        backend: &'static str,
+        /// Operation.
+        operation: String,
+    },
+    /// I/O on a host path.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BackendError {
+    /// Wrap an I/O error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        BackendError::Io { context: context.into(), source }
+    }
+}
+
+/// A connection to the agent of one sandbox.
+pub trait AgentChannel: Send {
+    /// Send one request and wait for its answer, at most `timeout`.
+    fn call(&mut self, request: Request, timeout: Duration) -> Result<Response, BackendError>;
+}
+
+/// A way to run sandboxes.
+pub trait Backend: Send + Sync + Debug {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Whether this backend can boot sandboxes on this host right now; `Err` says why not
+    /// and what to do.
+    fn available(&self) -> Result<(), String>;
+
+    /// Make a fresh sandbox in `spec.dir` from the environment and start it. Any
+    /// previous disk in that directory is discarded.
+    fn create(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError>;
+
+    /// Start an existing, stopped sandbox with its disk as it was. Starting a running
+    /// sandbox is a no-op that returns its info.
+    fn start(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError>;
+
+    /// Stop the sandbox, flushing its disk first when the guest still answers. Stopping a
+    /// stopped sandbox is a no-op.
+    fn stop(&self, dir: &Path) -> Result<(), BackendError>;
+
+    /// Whether the sandbox is running (the truth, e.g. after QEMU was killed).
+    fn is_running(&self, dir: &Path) -> bool;
+
+    /// Stop the sandbox and remove everything the backend put in `dir`.
+    fn destroy(&self, dir: &Path) -> Result<(), BackendError>;
+
+    /// Connect to the agent of a running sandbox.
+    fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError>;
+}

@@ -1,0 +1,221 @@
+//! State on disk.
+//!
+//! ```text
+//! $PYRO_STATE_DIR/workspaces/<id>/
+//!     workspace.json      the record (atomic: temp file, fsync, rename)
+//!     lock                flock target serialising mutating calls
+//!     baseline.tar        /workspace right after seeding (immutable)
+//!     snapshots/<name>.tar + <name>.json
+//!     commands/NNNNNN.json  exec history (output already redacted)
+//!     sandbox/            owned by the backend (disk, sockets, pidfile / host dir)
+//! ```
+//!
+//! Writers take the workspace lock; readers never do, and always see either the old or
+//! the new record because records are replaced with a rename.
+
+use super::error::{PyroError, Result};
+use crate::backend::BackendKind;
+use pyro_contract::params::NetworkPolicy;
+use pyro_contract::results::{Accel, LastCommand, SecretInfo, WorkspaceSeed};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Layout version written into every record.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Seconds since the epoch, as a float.
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// A new 12-hex-character id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Whether `id` looks like an id pyro made (so it is safe as a directory name).
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The persisted record of a workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkspaceRecord {
+    /// Layout version.
+    pub layout_version: u32,
+    /// Id.
+    pub workspace_id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Environment.
+    pub environment: String,
+    /// Environment build id.
+    pub environment_version: Option<String>,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// Memory.
+    pub mem_mib: u32,
+    /// TTL.
+    pub ttl_seconds: u64,
+    /// Created.
+    pub created_at: f64,
+    /// Last activity.
+    pub last_activity_at: f64,
+    /// Expiry.
+    pub expires_at: f64,
+    /// Whether the user wants it running (`started`) or not (`stopped`).
+    pub desired_running: bool,
+    /// Network policy.
+    pub network_policy: NetworkPolicy,
+    /// Host execution allowed.
+    pub allow_host_compat: bool,
+    /// Backend running it.
+    pub backend: BackendKind,
+    /// Acceleration of the last boot.
+    pub accel: Accel,
+    /// Guest address.
+    pub guest_ip: Option<String>,
+    /// Seed.
+    pub workspace_seed: WorkspaceSeed,
+    /// Secret names (values live elsewhere).
+    pub secrets: Vec<SecretInfo>,
+    /// Commands since create/reset.
+    pub command_count: u64,
+    /// Next sequence number to hand out.
+    pub next_sequence: u64,
+    /// Last command.
+    pub last_command: Option<LastCommand>,
+    /// Resets.
+    pub reset_count: u64,
+    /// Last reset.
+    pub last_reset_at: Option<f64>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Backend details.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Paths of one workspace.
+#[derive(Debug, Clone)]
+pub struct WorkspaceDir {
+    /// `<state>/workspaces/<id>`.
+    pub root: PathBuf,
+}
+
+impl WorkspaceDir {
+    /// Paths for workspace `id` under `state_dir`.
+    pub fn new(state_dir: &Path, id: &str) -> Self {
+        WorkspaceDir { root: state_dir.join("workspaces").join(id) }
+    }
+    /// The record.
+    pub fn record(&self) -> PathBuf {
+        self.root.join("workspace.json")
+    }
+    /// The lock file.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+    /// The baseline archive.
+    pub fn baseline(&self) -> PathBuf {
+        self.root.join("baseline.tar")
+    }
+    /// Snapshot directory.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    /// Command history directory.
+    pub fn commands(&self) -> PathBuf {
+        self.root.join("commands")
+    }
+    /// The backend's directory.
+    pub fn sandbox(&self) -> PathBuf {
+        self.root.join("sandbox")
+    }
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", new_id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| PyroError::io("could not write", path, e))
+}
+
+/// Serialise `value` as pretty JSON and write it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| PyroError::CorruptState { path: path.into(), message: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Read JSON written by [`write_json`].
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| PyroError::io("could not read", path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PyroError::CorruptState { path: path.into(), message: e.to_string() })
+}
+
+/// An exclusive lock on a workspace, released on drop.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    _file: File,
+}
+
+impl WorkspaceLock {
+    /// Block until the lock at `path` is ours.
+    pub fn acquire(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| PyroError::io("could not open lock", path, e))?;
+        file.lock().map_err(|e| PyroError::io("could not lock", path, e))?;
+        Ok(WorkspaceLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_12_lower_hex_and_validated() {
+        let id = new_id();
+        assert!(is_valid_id(&id), "{id}");
+        assert!(!is_valid_id("../../etc"));
+        assert!(!is_valid_id("ABCDEF123456"));
+        assert!(!is_valid_id("abc"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("x.json");
+        write_json(&p, &vec![1, 2, 3]).expect("write");
+        write_json(&p, &vec![4]).expect("write");
+        let back: Vec<i32> = read_json(&p).expect("read");
+        assert_eq!(back, vec![4]);
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").flatten().collect();
+        assert_eq!(names.len(), 1, "temp files left behind");
+    }
+}

@@ -1,0 +1,995 @@
+//! Persistent workspaces: create, exec, files, diff, export, snapshots, reset, delete.
+
+use super::agent::{self, b64, lossy, unb64, unexpected, QUICK};
+use super::error::{PyroError, Result};
+use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
+use super::{diff, patch, seed, validate, Runtime};
+use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
+use pyro_contract::params::*;
+use pyro_contract::results::*;
+use pyro_protocol::{ExecRequest, Request, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A snapshot of `/workspace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SnapshotInfo {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Name (`baseline` for the create-time state).
+    pub snapshot_name: String,
+    /// `baseline` or `named`.
+    pub kind: String,
+    /// When it was taken.
+    pub created_at: f64,
+    /// Archive members.
+    pub entry_count: u64,
+    /// Regular file bytes.
+    pub bytes_written: u64,
+    /// Whether it can be deleted (not the baseline).
+    pub deletable: bool,
+}
+
+/// Result of `snapshot_create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SnapshotResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// The snapshot.
+    pub snapshot: SnapshotInfo,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `snapshot_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SnapshotList {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Number of snapshots.
+    pub count: u64,
+    /// The baseline first, then named snapshots newest first.
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// Result of `snapshot_delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SnapshotDeleteResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Deleted snapshot.
+    pub snapshot_name: String,
+    /// Always true.
+    pub deleted: bool,
+}
+
+fn execution_mode(kind: BackendKind) -> ExecutionMode {
+    match kind {
+        BackendKind::Qemu => ExecutionMode::Guest,
+        BackendKind::HostCompat => ExecutionMode::HostCompat,
+    }
+}
+
+fn exec_deadline(timeout_seconds: u64) -> Duration {
+    Duration::from_secs(timeout_seconds.saturating_add(30))
+}
+
+impl Runtime {
+    fn spec(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> SandboxSpec {
+        SandboxSpec {
+            dir: dir.sandbox(),
+            environment: rec.environment.clone(),
+            vcpu_count: rec.vcpu_count,
+            mem_mib: rec.mem_mib,
+            network: NetworkSpec {
+                enabled: rec.network_policy != NetworkPolicy::Off,
+                published_ports: Vec::new(),
+            },
+        }
+    }
+
+    /// Load a workspace, enforcing its TTL.
+    fn load(&self, id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
+        if !state::is_valid_id(id) {
+            return Err(PyroError::UnknownWorkspace(id.to_string()));
+        }
+        let dir = WorkspaceDir::new(&self.config.state_dir, id);
+        if !dir.record().exists() {
+            return Err(PyroError::UnknownWorkspace(id.to_string()));
+        }
+        let rec: WorkspaceRecord = state::read_json(&dir.record())?;
+        if rec.expires_at <= now() {
+            self.remove_workspace(&dir, &rec)?;
+            return Err(PyroError::WorkspaceExpired(id.to_string()));
+        }
+        Ok((dir, rec))
+    }
+
+    fn is_running(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> bool {
+        rec.desired_running && self.backend(rec.backend).is_running(&dir.sandbox())
+    }
+
+    /// Fail unless the workspace runs; explain how to fix it.
+    fn require_started(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord, op: &str) -> Result<()> {
+        if self.is_running(dir, rec) {
+            return Ok(());
+        }
+        let id = &rec.workspace_id;
+        let why = if rec.desired_running { " (its VM is no longer running)" } else { "" };
+        Err(PyroError::WrongState(format!(
+            "workspace {id} must be in 'started' state before {op}{why}; run `pyro workspace start {id}`"
+        )))
+    }
+
+    fn channel(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<Box<dyn AgentChannel>> {
+        Ok(self.backend(rec.backend).connect(&dir.sandbox())?)
+    }
+
+    fn to_public(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Workspace {
+        let running = self.is_running(dir, rec);
+        let last_error = if rec.desired_running && !running {
+            Some(rec.last_error.clone().unwrap_or_else(|| {
+                "the workspace VM is no longer running (it crashed or was killed); start it again"
+                    .to_string()
+            }))
+        } else {
+            rec.last_error.clone()
+        };
+        let mut metadata = rec.metadata.clone();
+        metadata.insert("backend".into(), rec.backend.name().into());
+        Workspace {
+            workspace_id: rec.workspace_id.clone(),
+            name: rec.name.clone(),
+            labels: rec.labels.clone(),
+            environment: rec.environment.clone(),
+            environment_version: rec.environment_version.clone(),
+            vcpu_count: rec.vcpu_count,
+            mem_mib: rec.mem_mib,
+            ttl_seconds: rec.ttl_seconds,
+            created_at: rec.created_at,
+            last_activity_at: rec.last_activity_at,
+            expires_at: rec.expires_at,
+            state: if running { VmState::Started } else { VmState::Stopped },
+            network_policy: rec.network_policy,
+            network_enabled: rec.network_policy != NetworkPolicy::Off,
+            allow_host_compat: rec.allow_host_compat,
+            guest_ip: rec.guest_ip.clone(),
+            execution_mode: execution_mode(rec.backend),
+            accel: rec.accel,
+            workspace_path: WORKSPACE_PATH.into(),
+            workspace_seed: rec.workspace_seed.clone(),
+            secrets: rec.secrets.clone(),
+            command_count: rec.command_count,
+            last_command: rec.last_command.clone(),
+            reset_count: rec.reset_count,
+            last_reset_at: rec.last_reset_at,
+            service_count: 0,
+            running_service_count: 0,
+            last_error,
+            metadata,
+        }
+    }
+
+    fn apply_info(rec: &mut WorkspaceRecord, info: SandboxInfo) {
+        rec.accel = info.accel;
+        rec.environment_version = info.environment_version.or(rec.environment_version.take());
+        rec.guest_ip = info.guest_ip;
+        rec.metadata = info.metadata;
+        rec.metadata.insert("accel_reason".into(), info.accel_reason);
+        if let Some(k) = info.guest_kernel {
+            rec.metadata.insert("guest_kernel".into(), k);
+        }
+        rec.last_error = None;
+    }
+
+    fn save(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<()> {
+        state::write_json(&dir.record(), rec)
+    }
+
+    fn remove_workspace(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<()> {
+        let backend = self.backend(rec.backend);
+        if dir.sandbox().exists() {
+            backend.destroy(&dir.sandbox())?;
+        }
+        fs::remove_dir_all(&dir.root)
+            .map_err(|e| PyroError::io("could not remove workspace directory", &dir.root, e))
+    }
+
+    /// Delete every expired workspace; returns their ids.
+    pub(crate) fn reap_expired_workspaces(&self) -> Vec<String> {
+        let root = self.config.state_dir.join("workspaces");
+        let mut reaped = Vec::new();
+        for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Err(PyroError::WorkspaceExpired(_)) = self.load(&id) {
+                reaped.push(id);
+            }
+        }
+        reaped
+    }
+
+    fn export_tar(channel: &mut dyn AgentChannel, path: &str) -> Result<(Vec<u8>, Response)> {
+        let response = agent::call(channel, Request::ExportTar { path: path.into() }, QUICK)?;
+        match &response {
+            Response::Tar { data_b64, .. } => Ok((unb64(data_b64)?, response)),
+            other => Err(unexpected("export_tar", other)),
+        }
+    }
+
+    fn import_tar(
+        channel: &mut dyn AgentChannel,
+        dest: &str,
+        data: &[u8],
+        replace: bool,
+    ) -> Result<pyro_protocol::ArchiveStats> {
+        let request = Request::ImportTar { dest: dest.into(), replace, data_b64: b64(data) };
+        match agent::call(channel, request, QUICK)? {
+            Response::Imported { stats } => Ok(stats),
+            other => Err(unexpected("import_tar", &other)),
+        }
+    }
+
+    /// Create and start a workspace.
+    pub fn workspace_create(&self, p: WorkspaceCreateParams) -> Result<Workspace> {
+        validate::sizing(p.vcpu_count, p.mem_mib, p.ttl_seconds)?;
+        let name = p.name.as_deref().map(validate::workspace_name).transpose()?;
+        let labels = p.labels.clone().unwrap_or_default();
+        validate::labels(&labels)?;
+        super::environments::EnvironmentCatalog::require_known(&p.environment)?;
+        if p.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(PyroError::Unsupported {
+                backend: "this pyro build".into(),
+                operation: "workspace secrets".into(),
+                hint: String::new(),
+            });
+        }
+        let seed = p.seed_path.as_deref().map(seed::prepare).transpose()?;
+        self.reap_expired_workspaces();
+        let backend_kind = self.choose_backend(p.allow_host_compat)?;
+        if backend_kind == BackendKind::HostCompat && p.network_policy != NetworkPolicy::Off {
+            return Err(PyroError::InvalidArgument(
+                "workspace network_policy requires guest networking and is unavailable for host_compat workspaces"
+                    .into(),
+            ));
+        }
+        let id = state::new_id();
+        let dir = WorkspaceDir::new(&self.config.state_dir, &id);
+        fs::create_dir_all(dir.sandbox())
+            .map_err(|e| PyroError::io("could not create workspace directory", &dir.root, e))?;
+        let created = now();
+        let mut rec = WorkspaceRecord {
+            layout_version: LAYOUT_VERSION,
+            workspace_id: id.clone(),
+            name,
+            labels,
+            environment: p.environment.clone(),
+            environment_version: None,
+            vcpu_count: p.vcpu_count,
+            mem_mib: p.mem_mib,
+            ttl_seconds: p.ttl_seconds,
+            created_at: created,
+            last_activity_at: created,
+            expires_at: created + p.ttl_seconds as f64,
+            desired_running: true,
+            network_policy: p.network_policy,
+            allow_host_compat: p.allow_host_compat,
+            backend: backend_kind,
+            accel: Accel::None,
+            guest_ip: None,
+            workspace_seed: WorkspaceSeed {
+                mode: "empty".into(),
+                seed_path: None,
+                destination: WORKSPACE_PATH.into(),
+                entry_count: 0,
+                bytes_written: 0,
+            },
+            secrets: Vec::new(),
+            command_count: 0,
+            next_sequence: 1,
+            last_command: None,
+            reset_count: 0,
+            last_reset_at: None,
+            last_error: None,
+            metadata: BTreeMap::new(),
+        };
+        let result = (|| -> Result<()> {
+            let backend = self.backend(backend_kind);
+            let info = backend.create(&self.spec(&dir, &rec))?;
+            Self::apply_info(&mut rec, info);
+            let mut ch = backend.connect(&dir.sandbox())?;
+            if let Some(seed) = &seed {
+                let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &seed.tar, false)?;
+                rec.workspace_seed = WorkspaceSeed {
+                    mode: seed.mode.into(),
+                    seed_path: Some(seed.source.display().to_string()),
+                    destination: WORKSPACE_PATH.into(),
+                    entry_count: stats.entry_count,
+                    bytes_written: stats.bytes_written,
+                };
+            }
+            let (baseline, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
+            state::write_atomic(&dir.baseline(), &baseline)?;
+            Self::save(&dir, &rec)
+        })();
+        if let Err(err) = result {
+            let _ = self.remove_workspace(&dir, &rec);
+            return Err(err);
+        }
+        Ok(self.to_public(&dir, &rec))
+    }
+
+    /// List workspaces, most recently active first (expired ones are reaped first).
+    pub fn workspace_list(&self) -> Result<WorkspaceList> {
+        self.reap_expired_workspaces();
+        let root = self.config.state_dir.join("workspaces");
+        let mut rows = Vec::new();
+        for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Ok((dir, rec)) = self.load(&id) else { continue };
+            let ws = self.to_public(&dir, &rec);
+            rows.push(WorkspaceRow {
+                workspace_id: ws.workspace_id,
+                name: ws.name,
+                labels: ws.labels,
+                environment: ws.environment,
+                state: ws.state,
+                created_at: ws.created_at,
+                last_activity_at: ws.last_activity_at,
+                expires_at: ws.expires_at,
+                command_count: ws.command_count,
+                service_count: ws.service_count,
+                running_service_count: ws.running_service_count,
+            });
+        }
+        rows.sort_by(|a, b| {
+            b.last_activity_at
+                .total_cmp(&a.last_activity_at)
+                .then(b.created_at.total_cmp(&a.created_at))
+                .then(a.workspace_id.cmp(&b.workspace_id))
+        });
+        Ok(WorkspaceList { count: rows.len() as u64, workspaces: rows })
+    }
+
+    /// Show one workspace.
+    pub fn workspace_status(&self, workspace_id: &str) -> Result<Workspace> {
+        let (dir, rec) = self.load(workspace_id)?;
+        Ok(self.to_public(&dir, &rec))
+    }
+
+    /// Change name and labels.
+    pub fn workspace_update(&self, p: WorkspaceUpdateParams) -> Result<Workspace> {
+        if p.name.is_some() && p.clear_name {
+            return Err(PyroError::invalid("use either name or clear_name, not both"));
+        }
+        let new_name = p.name.as_deref().map(validate::workspace_name).transpose()?;
+        if let Some(labels) = &p.labels {
+            validate::labels(labels)?;
+        }
+        let (dir, _) = self.load(&p.workspace_id)?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let before = (rec.name.clone(), rec.labels.clone());
+        if let Some(n) = new_name {
+            rec.name = Some(n);
+        }
+        if p.clear_name {
+            rec.name = None;
+        }
+        for (k, v) in p.labels.unwrap_or_default() {
+            rec.labels.insert(k, v);
+        }
+        for k in p.clear_labels.unwrap_or_default() {
+            rec.labels.remove(&k);
+        }
+        if (rec.name.clone(), rec.labels.clone()) == before {
+            return Err(PyroError::invalid(
+                "workspace update requested no effective metadata change",
+            ));
+        }
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(self.to_public(&dir, &rec))
+    }
+
+    /// Run a command in `/workspace`.
+    pub fn workspace_exec(&self, p: WorkspaceExecParams) -> Result<WorkspaceExecResult> {
+        validate::command(&p.command)?;
+        validate::timeout(p.timeout_seconds)?;
+        if p.secret_env.as_ref().is_some_and(|m| !m.is_empty()) {
+            return Err(PyroError::invalid(
+                "secret_env references secrets, but this workspace has no secrets",
+            ));
+        }
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_exec")?;
+        let sequence = {
+            let _lock = WorkspaceLock::acquire(&dir.lock())?;
+            let (_, mut rec) = self.load(&p.workspace_id)?;
+            let seq = rec.next_sequence;
+            rec.next_sequence += 1;
+            Self::save(&dir, &rec)?;
+            seq
+        };
+        let mut ch = self.channel(&dir, &rec)?;
+        let request = Request::Exec(ExecRequest {
+            command: p.command.clone(),
+            cwd: WORKSPACE_PATH.into(),
+            env: BTreeMap::new(),
+            timeout_ms: p.timeout_seconds.saturating_mul(1000),
+            max_output_bytes: validate::MAX_OUTPUT_BYTES,
+        });
+        let out = match ch.call(request, exec_deadline(p.timeout_seconds)) {
+            Ok(Response::Exec(out)) => out,
+            Ok(Response::Error { message, .. }) => return Err(PyroError::Sandbox(message)),
+            Ok(other) => return Err(unexpected("exec", &other)),
+            Err(err) => {
+                drop(ch);
+                self.note_error(&dir, &p.workspace_id, &err.to_string());
+                return Err(err.into());
+            }
+        };
+        drop(ch);
+        let stdout = lossy(&unb64(&out.stdout_b64)?);
+        let mut stderr = lossy(&unb64(&out.stderr_b64)?);
+        if out.timed_out {
+            if !stderr.is_empty() && !stderr.ends_with('\n') {
+                stderr.push('\n');
+            }
+            stderr.push_str(&format!("command timed out after {}s", p.timeout_seconds));
+        }
+        let mode = execution_mode(rec.backend);
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let last = LastCommand {
+            sequence,
+            command: p.command.clone(),
+            cwd: WORKSPACE_PATH.into(),
+            exit_code: out.exit_code,
+            duration_ms: out.duration_ms,
+            execution_mode: mode,
+        };
+        let entry = CommandLogEntry {
+            sequence,
+            command: p.command.clone(),
+            cwd: WORKSPACE_PATH.into(),
+            exit_code: out.exit_code,
+            duration_ms: out.duration_ms,
+            execution_mode: mode,
+            recorded_at: now(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        };
+        fs::create_dir_all(dir.commands())
+            .map_err(|e| PyroError::io("could not create history directory", dir.commands(), e))?;
+        state::write_json(&dir.commands().join(format!("{sequence:06}.json")), &entry)?;
+        rec.command_count += 1;
+        if rec.last_command.as_ref().is_none_or(|l| l.sequence < sequence) {
+            rec.last_command = Some(last);
+        }
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(WorkspaceExecResult {
+            workspace_id: rec.workspace_id.clone(),
+            environment: rec.environment.clone(),
+            environment_version: rec.environment_version.clone(),
+            command: p.command,
+            stdout,
+            stderr,
+            exit_code: out.exit_code,
+            duration_ms: out.duration_ms,
+            truncated: out.truncated,
+            execution_mode: mode,
+            accel: rec.accel,
+            sequence,
+            cwd: WORKSPACE_PATH.into(),
+        })
+    }
+
+    fn note_error(&self, dir: &WorkspaceDir, id: &str, message: &str) {
+        if let Ok(_lock) = WorkspaceLock::acquire(&dir.lock()) {
+            if let Ok((_, mut rec)) = self.load(id) {
+                rec.last_error = Some(message.to_string());
+                let _ = Self::save(dir, &rec);
+            }
+        }
+    }
+
+    /// The exec history.
+    pub fn workspace_logs(&self, workspace_id: &str) -> Result<WorkspaceLogs> {
+        let (dir, _) = self.load(workspace_id)?;
+        let mut files: Vec<PathBuf> = fs::read_dir(dir.commands())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut entries = Vec::new();
+        for f in files {
+            entries.push(state::read_json::<CommandLogEntry>(&f)?);
+        }
+        Ok(WorkspaceLogs {
+            workspace_id: workspace_id.into(),
+            count: entries.len() as u64,
+            entries,
+        })
+    }
+
+    /// Stop the VM, keeping its disk.
+    pub fn workspace_stop(&self, workspace_id: &str) -> Result<Workspace> {
+        let (dir, _) = self.load(workspace_id)?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, mut rec) = self.load(workspace_id)?;
+        self.backend(rec.backend).stop(&dir.sandbox())?;
+        rec.desired_running = false;
+        rec.last_error = None;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(self.to_public(&dir, &rec))
+    }
+
+    /// Start a stopped workspace (also one whose VM died).
+    pub fn workspace_start(&self, workspace_id: &str) -> Result<Workspace> {
+        let (dir, _) = self.load(workspace_id)?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, mut rec) = self.load(workspace_id)?;
+        let backend = self.backend(rec.backend);
+        if !backend.is_running(&dir.sandbox()) {
+            let info = backend.start(&self.spec(&dir, &rec))?;
+            Self::apply_info(&mut rec, info);
+        }
+        rec.desired_running = true;
+        rec.last_error = None;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(self.to_public(&dir, &rec))
+    }
+
+    /// Delete a workspace and everything it stored.
+    pub fn workspace_delete(&self, workspace_id: &str) -> Result<WorkspaceDeleteResult> {
+        let (dir, _) = self.load(workspace_id)?;
+        let lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, rec) = self.load(workspace_id)?;
+        self.remove_workspace(&dir, &rec)?;
+        drop(lock);
+        Ok(WorkspaceDeleteResult {
+            workspace_id: workspace_id.into(),
+            deleted: true,
+            reason: "explicit_delete".into(),
+        })
+    }
+
+    /// List files.
+    pub fn workspace_file_list(&self, p: WorkspaceFileListParams) -> Result<FileListResult> {
+        let path = validate::workspace_path(&p.path, true)?;
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_file_list")?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let request = Request::ListFiles { path: path.clone(), recursive: p.recursive };
+        let entries = match agent::call(ch.as_mut(), request, QUICK)? {
+            Response::Files { entries } => entries.into_iter().map(convert_entry).collect(),
+            other => return Err(unexpected("list_files", &other)),
+        };
+        Ok(FileListResult {
+            workspace_id: p.workspace_id,
+            path,
+            recursive: p.recursive,
+            entries,
+            execution_mode: execution_mode(rec.backend),
+        })
+    }
+
+    /// Read a regular file.
+    pub fn workspace_file_read(&self, p: WorkspaceFileReadParams) -> Result<FileReadResult> {
+        validate::max_bytes(p.max_bytes)?;
+        let path = validate::workspace_path(&p.path, false)?;
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_file_read")?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let request = Request::ReadFile { path: path.clone(), max_bytes: p.max_bytes };
+        match agent::call(ch.as_mut(), request, QUICK)? {
+            Response::FileData { size_bytes, data_b64, truncated } => Ok(FileReadResult {
+                workspace_id: p.workspace_id,
+                path,
+                size_bytes,
+                max_bytes: p.max_bytes,
+                content: lossy(&unb64(&data_b64)?),
+                truncated,
+                execution_mode: execution_mode(rec.backend),
+            }),
+            other => Err(unexpected("read_file", &other)),
+        }
+    }
+
+    /// Create or replace a text file.
+    pub fn workspace_file_write(&self, p: WorkspaceFileWriteParams) -> Result<FileWriteResult> {
+        validate::payload("text", &p.text)?;
+        let path = validate::workspace_path(&p.path, false)?;
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_file_write")?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let request = Request::WriteFile { path: path.clone(), data_b64: b64(p.text.as_bytes()) };
+        match agent::call(ch.as_mut(), request, QUICK)? {
+            Response::Written { bytes_written } => Ok(FileWriteResult {
+                workspace_id: p.workspace_id,
+                path,
+                size_bytes: bytes_written,
+                bytes_written,
+                execution_mode: execution_mode(rec.backend),
+            }),
+            other => Err(unexpected("write_file", &other)),
+        }
+    }
+
+    /// Apply a unified diff. Every file is planned (read and patched in memory) before
+    /// anything is written, so a patch that does not apply changes nothing.
+    pub fn workspace_patch_apply(&self, p: WorkspacePatchApplyParams) -> Result<PatchApplyResult> {
+        validate::payload("patch", &p.patch)?;
+        let files = patch::parse_patch(&p.patch).map_err(|e| PyroError::invalid(e.to_string()))?;
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_patch_apply")?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let mut plan = Vec::new();
+        for file in &files {
+            let guest = format!("/workspace/{}", file.path);
+            let request =
+                Request::ReadFile { path: guest.clone(), max_bytes: validate::MAX_FILE_BYTES };
+            let old = match ch.call(request, QUICK)? {
+                Response::FileData { data_b64, truncated, .. } => {
+                    if truncated {
+                        return Err(PyroError::invalid(format!(
+                            "workspace patch target is larger than 1 MiB: {guest}"
+                        )));
+                    }
+                    let bytes = unb64(&data_b64)?;
+                    Some(String::from_utf8(bytes).map_err(|_| {
+                        PyroError::invalid(format!(
+                            "workspace patch only supports UTF-8 text files: {guest}"
+                        ))
+                    })?)
+                }
+                Response::Error { kind: pyro_protocol::ErrorKind::NotFound, .. } => None,
+                Response::Error { kind: pyro_protocol::ErrorKind::WrongType, .. } => {
+                    return Err(PyroError::invalid(format!(
+                        "workspace patch only supports regular files: {guest}"
+                    )))
+                }
+                Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
+                other => return Err(unexpected("read_file", &other)),
+            };
+            let new = patch::apply(file, old.as_deref())
+                .map_err(|e| PyroError::invalid(e.to_string()))?;
+            let status = match (&old, &new) {
+                (None, _) => "added",
+                (Some(_), None) => "deleted",
+                (Some(_), Some(_)) => "modified",
+            };
+            plan.push((guest, new, status));
+        }
+        plan.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut summary = PatchSummary::default();
+        let mut entries = Vec::new();
+        for (guest, new, status) in &plan {
+            if let Some(text) = new {
+                let req =
+                    Request::WriteFile { path: guest.clone(), data_b64: b64(text.as_bytes()) };
+                agent::call(ch.as_mut(), req, QUICK)?;
+            }
+            summary.total += 1;
+            match *status {
+                "added" => summary.added += 1,
+                "deleted" => summary.deleted += 1,
+                _ => summary.modified += 1,
+            }
+            entries.push(PatchEntry { path: guest.clone(), status: status.to_string() });
+        }
+        for (guest, new, _) in &plan {
+            if new.is_none() {
+                agent::call(ch.as_mut(), Request::DeletePath { path: guest.clone() }, QUICK)?;
+            }
+        }
+        drop(ch);
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(PatchApplyResult {
+            workspace_id: p.workspace_id,
+            changed: summary.total > 0,
+            summary,
+            entries,
+            patch: p.patch,
+            execution_mode: execution_mode(rec.backend),
+        })
+    }
+
+    /// Compare `/workspace` with the baseline.
+    pub fn workspace_diff(&self, workspace_id: &str) -> Result<DiffResult> {
+        let (dir, rec) = self.load(workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_diff")?;
+        let baseline = fs::read(dir.baseline())
+            .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let (current, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
+        let d = diff::diff_trees(&baseline, &current).map_err(|e| PyroError::CorruptState {
+            path: dir.baseline(),
+            message: e.to_string(),
+        })?;
+        Ok(DiffResult {
+            workspace_id: workspace_id.into(),
+            changed: d.changed,
+            summary: d.summary,
+            entries: d.entries,
+            patch: d.patch,
+        })
+    }
+
+    /// Copy a workspace path to a new host path.
+    pub fn workspace_export(&self, p: WorkspaceExportParams) -> Result<ExportResult> {
+        let path = validate::workspace_path(&p.path, true)?;
+        let output = seed::absolute(&p.output_path)?;
+        if output.symlink_metadata().is_ok() {
+            return Err(PyroError::invalid(format!(
+                "output_path already exists: {}",
+                output.display()
+            )));
+        }
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_export")?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let (tar, response) = Self::export_tar(ch.as_mut(), &path)?;
+        drop(ch);
+        let Response::Tar { artifact_type, .. } = response else {
+            return Err(unexpected("export_tar", &response));
+        };
+        let stats = seed::write_export(&tar, artifact_type, &output)?;
+        Ok(ExportResult {
+            workspace_id: p.workspace_id,
+            workspace_path: path,
+            output_path: output.display().to_string(),
+            artifact_type: convert_type(artifact_type),
+            entry_count: stats.entry_count,
+            bytes_written: stats.bytes_written,
+            execution_mode: execution_mode(rec.backend),
+        })
+    }
+
+    /// Copy host content into the workspace.
+    pub fn workspace_sync_push(&self, p: WorkspaceSyncPushParams) -> Result<SyncPushResult> {
+        let dest = validate::workspace_path(&p.dest, true).map_err(|_| {
+            PyroError::invalid(format!(
+                "workspace destination must stay inside /workspace: {}",
+                p.dest
+            ))
+        })?;
+        let source = seed::prepare(&p.source_path)?;
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_sync_push")?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let mut ch = self.channel(&dir, &rec)?;
+        let stats = Self::import_tar(ch.as_mut(), &dest, &source.tar, false)?;
+        drop(ch);
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(SyncPushResult {
+            workspace_id: p.workspace_id,
+            execution_mode: execution_mode(rec.backend),
+            workspace_sync: SyncInfo {
+                mode: source.mode.into(),
+                source_path: source.source.display().to_string(),
+                destination: dest,
+                entry_count: stats.entry_count,
+                bytes_written: stats.bytes_written,
+            },
+        })
+    }
+
+    fn snapshot_path(dir: &WorkspaceDir, name: &str) -> (PathBuf, PathBuf) {
+        (dir.snapshots().join(format!("{name}.tar")), dir.snapshots().join(format!("{name}.json")))
+    }
+
+    fn baseline_info(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<SnapshotInfo> {
+        let bytes = fs::read(dir.baseline())
+            .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
+        let stats = pyro_agent::archive::validate_archive(&bytes).map_err(|e| {
+            PyroError::CorruptState { path: dir.baseline(), message: e.to_string() }
+        })?;
+        Ok(SnapshotInfo {
+            workspace_id: rec.workspace_id.clone(),
+            snapshot_name: "baseline".into(),
+            kind: "baseline".into(),
+            created_at: rec.created_at,
+            entry_count: stats.entry_count,
+            bytes_written: stats.bytes_written,
+            deletable: false,
+        })
+    }
+
+    /// Save `/workspace` as a named snapshot.
+    pub fn snapshot_create(&self, p: SnapshotParams) -> Result<SnapshotResult> {
+        validate::object_name("snapshot_name", &p.snapshot_name)?;
+        if p.snapshot_name == "baseline" {
+            return Err(PyroError::invalid("snapshot_name 'baseline' is reserved"));
+        }
+        let (dir, rec) = self.load(&p.workspace_id)?;
+        self.require_started(&dir, &rec, "workspace_snapshot_create")?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (tar_path, json_path) = Self::snapshot_path(&dir, &p.snapshot_name);
+        if json_path.exists() {
+            return Err(PyroError::invalid(format!(
+                "snapshot '{}' already exists in workspace '{}'",
+                p.snapshot_name, p.workspace_id
+            )));
+        }
+        let mut ch = self.channel(&dir, &rec)?;
+        let (tar, response) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
+        drop(ch);
+        let Response::Tar { stats, .. } = response else {
+            return Err(unexpected("export_tar", &response));
+        };
+        fs::create_dir_all(dir.snapshots()).map_err(|e| {
+            PyroError::io("could not create snapshot directory", dir.snapshots(), e)
+        })?;
+        state::write_atomic(&tar_path, &tar)?;
+        let info = SnapshotInfo {
+            workspace_id: p.workspace_id.clone(),
+            snapshot_name: p.snapshot_name.clone(),
+            kind: "named".into(),
+            created_at: now(),
+            entry_count: stats.entry_count,
+            bytes_written: stats.bytes_written,
+            deletable: true,
+        };
+        state::write_json(&json_path, &info)?;
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(SnapshotResult {
+            workspace_id: p.workspace_id,
+            snapshot: info,
+            execution_mode: execution_mode(rec.backend),
+        })
+    }
+
+    /// List snapshots: the baseline, then named ones newest first.
+    pub fn snapshot_list(&self, workspace_id: &str) -> Result<SnapshotList> {
+        let (dir, rec) = self.load(workspace_id)?;
+        let mut named = Vec::new();
+        for entry in fs::read_dir(dir.snapshots()).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                named.push(state::read_json::<SnapshotInfo>(&path)?);
+            }
+        }
+        named.sort_by(|a, b| {
+            b.created_at.total_cmp(&a.created_at).then(a.snapshot_name.cmp(&b.snapshot_name))
+        });
+        let mut snapshots = vec![Self::baseline_info(&dir, &rec)?];
+        snapshots.extend(named);
+        Ok(SnapshotList {
+            workspace_id: workspace_id.into(),
+            count: snapshots.len() as u64,
+            snapshots,
+        })
+    }
+
+    /// Delete a named snapshot.
+    pub fn snapshot_delete(&self, p: SnapshotParams) -> Result<SnapshotDeleteResult> {
+        if p.snapshot_name == "baseline" {
+            return Err(PyroError::invalid("cannot delete the baseline snapshot"));
+        }
+        validate::object_name("snapshot_name", &p.snapshot_name)?;
+        let (dir, _) = self.load(&p.workspace_id)?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (tar_path, json_path) = Self::snapshot_path(&dir, &p.snapshot_name);
+        if !json_path.exists() {
+            return Err(PyroError::UnknownSnapshot {
+                workspace_id: p.workspace_id,
+                name: p.snapshot_name,
+            });
+        }
+        fs::remove_file(&json_path)
+            .map_err(|e| PyroError::io("could not delete", &json_path, e))?;
+        let _ = fs::remove_file(&tar_path);
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(SnapshotDeleteResult {
+            workspace_id: p.workspace_id,
+            snapshot_name: p.snapshot_name,
+            deleted: true,
+        })
+    }
+
+    /// Rebuild the sandbox from its environment and restore a snapshot into `/workspace`.
+    pub fn workspace_reset(&self, p: WorkspaceResetParams) -> Result<WorkspaceResetResult> {
+        let (dir, _) = self.load(&p.workspace_id)?;
+        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let (archive_path, kind) = if p.snapshot == "baseline" {
+            (dir.baseline(), "baseline")
+        } else {
+            validate::object_name("snapshot", &p.snapshot)?;
+            let (tar, json) = Self::snapshot_path(&dir, &p.snapshot);
+            if !json.exists() {
+                return Err(PyroError::UnknownSnapshot {
+                    workspace_id: p.workspace_id,
+                    name: p.snapshot,
+                });
+            }
+            (tar, "named")
+        };
+        let archive = fs::read(&archive_path)
+            .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?;
+        let backend = self.backend(rec.backend);
+        backend.stop(&dir.sandbox())?;
+        rec.desired_running = false;
+        let result = (|| -> Result<pyro_protocol::ArchiveStats> {
+            let info = backend.create(&self.spec(&dir, &rec))?;
+            Self::apply_info(&mut rec, info);
+            rec.desired_running = true;
+            let mut ch = backend.connect(&dir.sandbox())?;
+            Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &archive, true)
+        })();
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(err) => {
+                rec.last_error = Some(format!("reset failed: {err}"));
+                let _ = backend.stop(&dir.sandbox());
+                rec.desired_running = false;
+                Self::save(&dir, &rec)?;
+                return Err(err);
+            }
+        };
+        let _ = fs::remove_dir_all(dir.commands());
+        rec.command_count = 0;
+        rec.next_sequence = 1;
+        rec.last_command = None;
+        rec.reset_count += 1;
+        rec.last_reset_at = Some(now());
+        rec.last_activity_at = now();
+        Self::save(&dir, &rec)?;
+        Ok(WorkspaceResetResult {
+            workspace: self.to_public(&dir, &rec),
+            workspace_reset: ResetInfo {
+                snapshot_name: p.snapshot,
+                kind: kind.into(),
+                destination: WORKSPACE_PATH.into(),
+                entry_count: stats.entry_count,
+                bytes_written: stats.bytes_written,
+            },
+        })
+    }
+
+    /// Operations of `workspace-full` that this build does not implement yet.
+    pub fn not_yet(&self, workspace_id: &str, operation: &str) -> Result<serde_json::Value> {
+        let (_, rec) = self.load(workspace_id)?;
+        Err(PyroError::Unsupported {
+            backend: rec.backend.name().into(),
+            operation: operation.into(),
+            hint: "; this feature is planned but not implemented in this pyro build".into(),
+        })
+    }
+}
+
+pub(crate) fn convert_type(t: pyro_protocol::ArtifactType) -> ArtifactType {
+    match t {
+        pyro_protocol::ArtifactType::File => ArtifactType::File,
+        pyro_protocol::ArtifactType::Directory => ArtifactType::Directory,
+        pyro_protocol::ArtifactType::Symlink => ArtifactType::Symlink,
+    }
+}
+
+fn convert_entry(e: pyro_protocol::FileEntry) -> FileEntry {
+    FileEntry {
+        path: e.path,
+        artifact_type: convert_type(e.artifact_type),
+        size_bytes: e.size_bytes,
+        link_target: e.link_target,
+    }
+}

@@ -1,0 +1,210 @@
+//! The Rust SDK: [`Pyro`], one async method per operation.
+//!
+//! Requests are the contract's parameter structs ([`pyro_contract::params`]) and answers
+//! its result structs ([`pyro_contract::results`]), so the SDK, the MCP tools and the
+//! CLI's `--json` output share one shape. Each method runs the blocking runtime call on
+//! tokio's blocking pool, so it is safe to call from any async context.
+//!
+//! ```no_run
+//! use pyro::{Pyro, params::{WorkspaceCreateParams, WorkspaceExecParams}};
+//!
+//! # async fn demo() -> Result<(), pyro::PyroError> {
+//! let pyro = Pyro::from_env();
+//! let ws = pyro.workspace_create(WorkspaceCreateParams::new("debian:12")).await?;
+//! let out = pyro
+//!     .workspace_exec(WorkspaceExecParams::new(&ws.workspace_id, "echo hello > greeting && cat greeting"))
+//!     .await?;
+//! assert_eq!(out.stdout, "hello\n");
+//! pyro.workspace_delete(&ws.workspace_id).await?;
+//! # Ok(()) }
+//! ```
+
+use crate::mcp::PyroMcpServer;
+use crate::runtime::{
+    doctor::DoctorReport, environments::PruneResult, NetworkInfo, PyroError, ReapResult, Result,
+    Runtime, RuntimeConfig, SnapshotList, SnapshotResult,
+};
+use pyro_contract::params::*;
+use pyro_contract::results::*;
+use pyro_contract::Profile;
+use std::sync::Arc;
+
+/// The pyro SDK. Cheap to clone; clones share one runtime.
+#[derive(Debug, Clone)]
+pub struct Pyro {
+    runtime: Arc<Runtime>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        PyroError::Backend(crate::backend::BackendError::Protocol(format!("task failed: {e}")))
+    })?
+}
+
+macro_rules! by_params {
+    ($( $(#[$doc:meta])* $name:ident($ty:ty) -> $ret:ty; )*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self, params: $ty) -> Result<$ret> {
+                let rt = self.runtime.clone();
+                blocking(move || rt.$name(params)).await
+            }
+        )*
+    };
+}
+
+macro_rules! by_id {
+    ($( $(#[$doc:meta])* $name:ident -> $ret:ty; )*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self, id: impl Into<String>) -> Result<$ret> {
+                let rt = self.runtime.clone();
+                let id = id.into();
+                blocking(move || rt.$name(&id)).await
+            }
+        )*
+    };
+}
+
+impl Pyro {
+    /// A client configured from `PYRO_STATE_DIR` / `PYRO_CACHE_DIR`.
+    pub fn from_env() -> Self {
+        Pyro { runtime: Arc::new(Runtime::from_env()) }
+    }
+
+    /// A client with explicit directories.
+    pub fn with_config(config: RuntimeConfig) -> Self {
+        Pyro { runtime: Arc::new(Runtime::new(config)) }
+    }
+
+    /// The blocking runtime underneath, for synchronous callers.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// An MCP server exposing `profile`'s tools over this client's runtime.
+    pub fn create_server(&self, profile: Profile) -> PyroMcpServer {
+        PyroMcpServer::new(self.clone(), profile)
+    }
+
+    by_params! {
+        /// Boot a VM, run one command, delete the VM.
+        vm_run(VmRunParams) -> VmExecResult;
+        /// Create a one-shot VM (not started).
+        vm_create(VmCreateParams) -> VmRecord;
+        /// Run one command in a started one-shot VM, then delete it.
+        vm_exec(VmExecParams) -> VmExecResult;
+        /// Create and start a persistent workspace.
+        workspace_create(WorkspaceCreateParams) -> Workspace;
+        /// Change a workspace's name or labels.
+        workspace_update(WorkspaceUpdateParams) -> Workspace;
+        /// Run a command in /workspace.
+        workspace_exec(WorkspaceExecParams) -> WorkspaceExecResult;
+        /// Copy host content into /workspace.
+        workspace_sync_push(WorkspaceSyncPushParams) -> SyncPushResult;
+        /// Copy a workspace path to a new host path.
+        workspace_export(WorkspaceExportParams) -> ExportResult;
+        /// List files.
+        workspace_file_list(WorkspaceFileListParams) -> FileListResult;
+        /// Read a file.
+        workspace_file_read(WorkspaceFileReadParams) -> FileReadResult;
+        /// Create or replace a file.
+        workspace_file_write(WorkspaceFileWriteParams) -> FileWriteResult;
+        /// Apply a unified diff.
+        workspace_patch_apply(WorkspacePatchApplyParams) -> PatchApplyResult;
+        /// Rebuild the workspace and restore a snapshot.
+        workspace_reset(WorkspaceResetParams) -> WorkspaceResetResult;
+        /// Save /workspace as a named snapshot.
+        snapshot_create(SnapshotParams) -> SnapshotResult;
+        /// Delete a named snapshot.
+        snapshot_delete(SnapshotParams) -> crate::runtime::SnapshotDeleteResult;
+    }
+
+    by_id! {
+        /// Boot a created or stopped one-shot VM.
+        vm_start -> VmRecord;
+        /// Stop a one-shot VM.
+        vm_stop -> VmRecord;
+        /// Delete a one-shot VM.
+        vm_delete -> VmDeleteResult;
+        /// Show a one-shot VM.
+        vm_status -> VmRecord;
+        /// Show a one-shot VM's network.
+        vm_network_info -> NetworkInfo;
+        /// Show a workspace.
+        workspace_status -> Workspace;
+        /// Stop a workspace's VM.
+        workspace_stop -> Workspace;
+        /// Start a stopped workspace.
+        workspace_start -> Workspace;
+        /// The exec history of a workspace.
+        workspace_logs -> WorkspaceLogs;
+        /// Compare /workspace with the baseline.
+        workspace_diff -> DiffResult;
+        /// Delete a workspace.
+        workspace_delete -> WorkspaceDeleteResult;
+        /// List a workspace's snapshots.
+        snapshot_list -> SnapshotList;
+        /// Inspect one environment.
+        env_inspect -> EnvironmentInfo;
+    }
+
+    /// Delete one-shot VMs past their TTL.
+    pub async fn vm_reap_expired(&self) -> Result<ReapResult> {
+        let rt = self.runtime.clone();
+        blocking(move || rt.vm_reap_expired()).await
+    }
+
+    /// List workspaces.
+    pub async fn workspace_list(&self) -> Result<WorkspaceList> {
+        let rt = self.runtime.clone();
+        blocking(move || rt.workspace_list()).await
+    }
+
+    /// List the environments.
+    pub async fn env_list(&self) -> Result<Vec<EnvironmentInfo>> {
+        let rt = self.runtime.clone();
+        blocking(move || Ok(rt.env_list())).await
+    }
+
+    /// Build an environment (and the boot assets) from Debian packages. `progress`
+    /// receives one line per phase; the builder's own output goes to stderr.
+    pub async fn env_pull(
+        &self,
+        name: impl Into<String>,
+        mut progress: impl FnMut(&str) + Send + 'static,
+    ) -> Result<EnvironmentInfo> {
+        let rt = self.runtime.clone();
+        let name = name.into();
+        blocking(move || rt.env_pull(&name, &mut progress)).await
+    }
+
+    /// Remove partial and unknown environment builds.
+    pub async fn env_prune(&self) -> Result<PruneResult> {
+        let rt = self.runtime.clone();
+        blocking(move || rt.env_prune()).await
+    }
+
+    /// Inspect the host.
+    pub async fn doctor(&self) -> Result<DoctorReport> {
+        let rt = self.runtime.clone();
+        blocking(move || Ok(rt.doctor())).await
+    }
+
+    /// Call a `workspace-full` operation that this build does not implement yet; it
+    /// returns a clear "not supported" error naming the workspace's backend.
+    pub async fn not_yet(
+        &self,
+        workspace_id: impl Into<String>,
+        operation: &'static str,
+    ) -> Result<serde_json::Value> {
+        let rt = self.runtime.clone();
+        let id = workspace_id.into();
+        blocking(move || rt.not_yet(&id, operation)).await
+    }
+}
+
+/// Build an MCP server for `profile` with a runtime configured from the environment.
+pub fn create_server(profile: Profile) -> PyroMcpServer {
+    Pyro::from_env().create_server(profile)
+}

@@ -1,0 +1,220 @@
+//! The MCP server as a client sees it: `pyro mcp serve --profile P` driven by the rmcp
+//! client over stdio. Host execution is forced (`PYRO_BACKEND=host_compat` plus the
+//! explicit `allow_host_compat` argument) so these tests do not depend on the guest.
+
+use pyro_contract::{tools_for, Profile};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn start(profile: &str, state: &Path) -> Client {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
+    cmd.args(["mcp", "serve", "--profile", profile])
+        .env("PYRO_STATE_DIR", state)
+        .env("PYRO_BACKEND", "host_compat");
+    let transport = TokioChildProcess::new(cmd).expect("spawn pyro mcp serve");
+    ().serve(transport).await.expect("initialize")
+}
+
+async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
+    let Value::Object(map) = args else { panic!("args must be an object") };
+    let params = CallToolRequestParams::new(name.to_string()).with_arguments(map);
+    client.call_tool(params).await.expect("transport")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ok(result: CallToolResult) -> Map<String, Value> {
+    assert_ne!(result.is_error, Some(true), "tool failed: {}", text(&result));
+    match result.structured_content {
+        Some(Value::Object(map)) => map,
+        other => panic!("no structured content: {other:?}"),
+    }
+}
+
+fn err(result: CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "expected a tool error, got {result:?}");
+    text(&result)
+}
+
+#[tokio::test]
+async fn each_profile_lists_exactly_its_tools_and_refuses_the_others() {
+    for profile in Profile::ALL {
+        let state = tempfile::tempdir().expect("tempdir");
+        let client = start(profile.name(), state.path()).await;
+        let info = client.peer_info().expect("server info");
+        let instructions = info.instructions.clone().unwrap_or_default();
+        assert!(instructions.contains(profile.name()), "{instructions}");
+        let mut listed: Vec<String> = client
+            .list_all_tools()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        listed.sort();
+        let mut expected: Vec<String> = tools_for(profile).map(|t| t.name.to_string()).collect();
+        expected.sort();
+        assert_eq!(listed, expected, "profile {profile}");
+        if profile != Profile::WorkspaceFull {
+            let message =
+                err(call(&client, "shell_open", json!({"workspace_id": "0123456789ab"})).await);
+            assert!(message.contains("workspace-full"), "{message}");
+            assert!(message.contains(profile.name()), "{message}");
+        }
+        let message = err(call(&client, "no_such_tool", json!({})).await);
+        assert!(message.contains("Unknown tool: no_such_tool"), "{message}");
+        client.cancel().await.expect("shutdown");
+    }
+}
+
+#[tokio::test]
+async fn core_profile_rejects_full_only_arguments_and_creates_nothing() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = start("workspace-core", state.path()).await;
+    let tools = client.list_all_tools().await.expect("list");
+    let create = tools.iter().find(|t| t.name == "workspace_create").expect("create listed");
+    let props = create.input_schema.get("properties").expect("properties").to_string();
+    assert!(!props.contains("secrets") && !props.contains("network_policy"), "{props}");
+    for extra in [
+        json!({"secrets": [{"name": "TOKEN", "value": "s3cr3t-value"}]}),
+        json!({"network_policy": "egress"}),
+    ] {
+        let mut args = json!({"environment": "debian:12", "allow_host_compat": true});
+        args.as_object_mut().expect("obj").extend(extra.as_object().expect("obj").clone());
+        let message = err(call(&client, "workspace_create", args).await);
+        assert!(message.contains("workspace-full"), "{message}");
+        assert!(!message.contains("s3cr3t-value"), "secret echoed: {message}");
+    }
+    let message = err(call(
+        &client,
+        "workspace_exec",
+        json!({"workspace_id": "0123456789ab", "command": "true", "secret_env": {"A": "B"}}),
+    )
+    .await);
+    assert!(message.contains("workspace-full"), "{message}");
+    let listed = ok(call(&client, "workspace_list", json!({})).await);
+    assert_eq!(listed["count"], 0);
+    client.cancel().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn bad_input_gives_clear_tool_errors() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = start("workspace-full", state.path()).await;
+    let message = err(call(&client, "workspace_create", json!({"environment": 12})).await);
+    assert!(message.contains("invalid arguments for workspace_create"), "{message}");
+    let message =
+        err(call(&client, "workspace_exec", json!({"workspace_id": "0123456789ab"})).await);
+    assert!(message.contains("missing field `command`"), "{message}");
+    let message =
+        err(call(&client, "workspace_status", json!({"workspace_id": "0123456789ab"})).await);
+    assert!(message.contains("workspace '0123456789ab' does not exist"), "{message}");
+    let message =
+        err(call(&client, "workspace_status", json!({"workspace_id": "../../etc"})).await);
+    assert!(message.contains("does not exist"), "{message}");
+    let message = err(call(
+        &client,
+        "workspace_create",
+        json!({"environment": "debian:99", "allow_host_compat": true}),
+    )
+    .await);
+    assert!(message.contains("unknown environment 'debian:99'"), "{message}");
+    let message = err(call(&client, "workspace_create", json!({"environment": "debian:12"})).await);
+    assert!(message.contains("allow_host_compat"), "fail closed must say how to opt in: {message}");
+    assert!(message.contains("pyro doctor"), "{message}");
+    client.cancel().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn host_compat_workspace_flow_over_mcp() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    let client = start("workspace-core", state.path()).await;
+    let ws = ok(call(
+        &client,
+        "workspace_create",
+        json!({"environment": "debian:12", "allow_host_compat": true, "name": "mcp-flow"}),
+    )
+    .await);
+    assert_eq!(ws["execution_mode"], "host_compat");
+    assert_eq!(ws["state"], "started");
+    let id = ws["workspace_id"].as_str().expect("id").to_string();
+
+    let written = ok(call(
+        &client,
+        "workspace_file_write",
+        json!({"workspace_id": id, "path": "src/app.txt", "text": "hello\n"}),
+    )
+    .await);
+    assert_eq!(written["bytes_written"], 6);
+    let exec = ok(call(
+        &client,
+        "workspace_exec",
+        json!({"workspace_id": id, "command": "cat src/app.txt; echo err >&2; exit 4"}),
+    )
+    .await);
+    assert_eq!(exec["stdout"], "hello\n");
+    assert_eq!(exec["stderr"], "err\n");
+    assert_eq!(exec["exit_code"], 4);
+    assert_eq!(exec["execution_mode"], "host_compat");
+
+    let diff = ok(call(&client, "workspace_diff", json!({"workspace_id": id})).await);
+    assert_eq!(diff["changed"], true);
+    assert_eq!(diff["summary"]["added"], 1);
+    assert!(diff["patch"].as_str().expect("patch").contains("+hello"), "{diff:?}");
+
+    let target = out.path().join("exported.txt");
+    let export = ok(call(
+        &client,
+        "workspace_export",
+        json!({"workspace_id": id, "path": "src/app.txt", "output_path": target}),
+    )
+    .await);
+    assert_eq!(export["artifact_type"], "file");
+    assert_eq!(std::fs::read(&target).expect("exported"), b"hello\n");
+    let again = err(call(
+        &client,
+        "workspace_export",
+        json!({"workspace_id": id, "path": "src/app.txt", "output_path": target}),
+    )
+    .await);
+    assert!(again.contains("already exists"), "{again}");
+
+    let escape = err(call(
+        &client,
+        "workspace_file_read",
+        json!({"workspace_id": id, "path": "../../etc/passwd"}),
+    )
+    .await);
+    assert!(escape.contains("must stay inside /workspace"), "{escape}");
+
+    let reset = ok(call(&client, "workspace_reset", json!({"workspace_id": id})).await);
+    assert_eq!(reset["reset_count"], 1);
+    let diff = ok(call(&client, "workspace_diff", json!({"workspace_id": id})).await);
+    assert_eq!(diff["changed"], false);
+    let gone = err(call(
+        &client,
+        "workspace_file_read",
+        json!({"workspace_id": id, "path": "src/app.txt"}),
+    )
+    .await);
+    assert!(gone.contains("does not exist"), "{gone}");
+
+    let deleted = ok(call(&client, "workspace_delete", json!({"workspace_id": id})).await);
+    assert_eq!(deleted["deleted"], true);
+    assert!(!state.path().join("workspaces").join(&id).exists());
+    client.cancel().await.expect("shutdown");
+}
