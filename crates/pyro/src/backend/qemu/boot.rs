@@ -1,0 +1,208 @@
+//! Booting with a watchdog: launch QEMU, wait for the agent's hello on port 0, and kill
+//! and relaunch once when it does not come within the deadline.
+
+use super::super::BackendError;
+use super::channel::{AgentHello, Session};
+use super::console::{self, ConsoleMarkers};
+use super::launch::{self, LaunchConfig};
+use super::layout::{remove_if_exists, SandboxPaths};
+use super::process;
+use pyro_protocol::{Request, PROTOCOL_VERSION};
+use std::time::{Duration, Instant};
+
+/// Environment variable with the boot deadline in seconds.
+pub const BOOT_TIMEOUT_ENV: &str = "PYRO_BOOT_TIMEOUT_SECS";
+
+/// Default boot deadline per attempt.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Launches before giving up.
+const MAX_ATTEMPTS: u32 = 2;
+
+/// How often an unanswered hello is sent again while the guest boots.
+const HELLO_RESEND: Duration = Duration::from_secs(2);
+
+/// How often QEMU's liveness is checked while waiting.
+const LIVENESS_POLL: Duration = Duration::from_millis(250);
+
+/// Console lines quoted in boot errors.
+const CONSOLE_TAIL_LINES: usize = 25;
+
+/// The boot deadline: `$PYRO_BOOT_TIMEOUT_SECS` (seconds, fractions allowed), else 30 s.
+pub fn boot_timeout() -> Duration {
+    parse_boot_timeout(std::env::var(BOOT_TIMEOUT_ENV).ok().as_deref())
+}
+
+fn parse_boot_timeout(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs < 86_400.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_BOOT_TIMEOUT)
+}
+
+/// A booted guest.
+#[derive(Debug, Clone)]
+pub struct BootOutcome {
+    /// QEMU's pid.
+    pub pid: i32,
+    /// The agent's hello.
+    pub hello: AgentHello,
+    /// Launches it took.
+    pub attempts: u32,
+    /// Time for QEMU's daemonizing parent, successful attempt.
+    pub qemu_launch: Duration,
+    /// Time from starting QEMU to the hello answer, successful attempt.
+    pub launch_to_hello: Duration,
+    /// Markers from the console of the successful attempt.
+    pub markers: ConsoleMarkers,
+}
+
+/// Why one attempt failed.
+enum AttemptError {
+    /// Worth another launch (hang, crash).
+    Retry(String),
+    /// Will fail the same way again (protocol mismatch, init fatal error).
+    Fatal(BackendError),
+}
+
+/// Remove the files of a previous QEMU run (pidfile, sockets).
+pub fn remove_runtime_files(paths: &SandboxPaths, agent_ports: usize) -> Result<(), BackendError> {
+    for file in paths.runtime_files(agent_ports) {
+        remove_if_exists(&file)?;
+    }
+    Ok(())
+}
+
+/// Boot the sandbox described by `config`, with the watchdog.
+pub fn boot(config: &LaunchConfig<'_>, timeout: Duration) -> Result<BootOutcome, BackendError> {
+    let paths = config.paths;
+    let mut failures: Vec<String> = Vec::new();
+    let mut last_console = String::new();
+    for attempt in 1..=MAX_ATTEMPTS {
+        remove_runtime_files(paths, config.agent_ports)?;
+        let started = Instant::now();
+        let qemu_launch = launch::launch(config)?;
+        let result = wait_for_agent(paths, started + timeout, timeout);
+        let console_text = console::read_console(&paths.console_log(), 256 * 1024);
+        match result {
+            Ok((pid, hello)) => {
+                let launch_to_hello = started.elapsed();
+                return Ok(BootOutcome {
+                    pid,
+                    hello,
+                    attempts: attempt,
+                    qemu_launch,
+                    launch_to_hello,
+                    markers: console::parse_markers(&console_text),
+                });
+            }
+            Err(failure) => {
+                if let Some(pid) = process::read_pidfile(&paths.pidfile()) {
+                    if process::qemu_pid(paths) == Some(pid) {
+                        process::kill_and_wait(pid);
+                    }
+                }
+                remove_runtime_files(paths, config.agent_ports)?;
+                last_console = console::tail_lines(&console_text, CONSOLE_TAIL_LINES);
+                let markers = console::parse_markers(&console_text);
+                match failure {
+                    AttemptError::Fatal(e) => return Err(e),
+                    AttemptError::Retry(reason) => {
+                        if let Some(fatal) = markers.fatal {
+                            return Err(BackendError::Boot(format!(
+                                "the guest init failed: {fatal}\nlast console lines:\n{last_console}"
+                            )));
+                        }
+                        tracing::warn!(attempt, %reason, "guest boot attempt failed");
+                        failures.push(format!("attempt {attempt}: {reason}"));
+                    }
+                }
+            }
+        }
+    }
+    if last_console.is_empty() {
+        last_console = "(the console log is empty)".into();
+    }
+    Err(BackendError::Boot(format!(
+        "the guest agent did not come up ({}); last console lines:\n{last_console}",
+        failures.join("; ")
+    )))
+}
+
+/// Wait for the agent's hello on port 0 until `deadline`.
+fn wait_for_agent(
+    paths: &SandboxPaths,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(i32, AgentHello), AttemptError> {
+    let Some(pid) = process::qemu_pid(paths) else {
+        return Err(AttemptError::Retry("QEMU exited right after starting".into()));
+    };
+    let mut session = loop {
+        match Session::claim_port(paths, 0) {
+            Ok(Some(session)) => break session,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                return Err(AttemptError::Retry(
+                    "agent port 0 stayed locked by another process".into(),
+                ))
+            }
+            Err(e) => {
+                return Err(AttemptError::Retry(format!("cannot connect to agent port 0: {e}")))
+            }
+        }
+    };
+    let mut ids = Vec::new();
+    let mut next_hello = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= next_hello {
+            match session.send(Request::Hello { protocol: PROTOCOL_VERSION }, deadline, timeout) {
+                Ok(id) => ids.push(id),
+                Err(e) => return Err(AttemptError::Retry(format!("cannot send hello: {e}"))),
+            }
+            next_hello = now + HELLO_RESEND;
+        }
+        let until = deadline.min(next_hello).min(now + LIVENESS_POLL);
+        match session.receive_until(&ids, until) {
+            Ok(Some((_, response))) => {
+                return AgentHello::from_response(response)
+                    .map(|hello| (pid, hello))
+                    .map_err(AttemptError::Fatal)
+            }
+            Ok(None) => {}
+            Err(BackendError::Protocol(message)) => {
+                return Err(AttemptError::Fatal(BackendError::Protocol(message)))
+            }
+            // The socket closes a moment before the process is gone.
+            Err(_) if process::wait_gone(pid, Duration::from_millis(500)) => {
+                return Err(AttemptError::Retry("QEMU exited during boot".into()))
+            }
+            Err(e) => return Err(AttemptError::Retry(format!("the agent connection failed: {e}"))),
+        }
+        if !process::pid_alive(pid) {
+            return Err(AttemptError::Retry("QEMU exited during boot".into()));
+        }
+        if Instant::now() >= deadline {
+            return Err(AttemptError::Retry(format!(
+                "no answer from the agent within {timeout:?}"
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_timeout_parsing() {
+        assert_eq!(parse_boot_timeout(None), DEFAULT_BOOT_TIMEOUT);
+        assert_eq!(parse_boot_timeout(Some("90")), Duration::from_secs(90));
+        assert_eq!(parse_boot_timeout(Some(" 2.5 ")), Duration::from_millis(2500));
+        for bad in ["", "abc", "0", "-3", "inf", "NaN"] {
+            assert_eq!(parse_boot_timeout(Some(bad)), DEFAULT_BOOT_TIMEOUT, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! [`QemuBackend`]: each sandbox is a QEMU guest (q35, PVH direct boot of the cached
+//! Debian kernel) that runs detached from the process that started it.
+//!
+//! # Life of a sandbox
+//!
+//! - **create**: a qcow2 overlay on the environment's `rootfs.ext4`, then boot.
+//! - **boot**: `qemu-system-x86_64 -daemonize` (see [`launch`]); the watchdog
+//!   waits for the agent's hello on port 0 and relaunches once if it does not come in
+//!   time ([`boot_timeout`]). The result, with the boot timings, goes to `vm.json`.
+//! - **connect**: any process claims a free agent port with a flock and talks the
+//!   [`pyro_protocol`] over its unix socket ([`QemuChannel`]).
+//! - **stop**: `Sync` through the agent, QMP `quit` (else SIGTERM), SIGKILL after 5 s.
+//! - **destroy**: stop, then remove every file the backend made.
+//!
+//! The files of a sandbox directory are listed in [`layout`]; the cache layout (kernel,
+//! initramfs, environment images) in [`assets`]. The accelerator is chosen by
+//! [`detect_accel`] (TCG where `/dev/kvm` is not hardware KVM).
+//!
+//! # Limitations
+//!
+//! - The overlay records the absolute path of its base image: rebuilding an
+//!   environment in place invalidates the disks made from it. `start` refuses to boot
+//!   such a disk (the environment's `built_at` changed) rather than corrupt it.
+//! - Published ports are fixed at boot; [`qmp::hostfwd_add_command`] with
+//!   [`QemuBackend::qmp`] can add more to a running guest.
+
+pub mod accel;
+pub mod assets;
+mod boot;
+pub mod channel;
+pub mod console;
+pub mod launch;
+pub mod layout;
+mod process;
+pub mod qmp;
+pub mod record;
+
+pub use accel::detect_accel;
+pub use boot::{boot_timeout, BOOT_TIMEOUT_ENV, DEFAULT_BOOT_TIMEOUT};
+pub use channel::{AgentHello, QemuChannel};
+pub use launch::{qemu_binary, qemu_version};
+pub use qmp::{QmpClient, QmpError};
+pub use record::{BootTimings, VmRecord};
+
+use super::{AgentChannel, Backend, BackendError, BackendKind, SandboxInfo, SandboxSpec};
+use assets::{BootAssets, EnvironmentAssets};
+use launch::{LaunchConfig, GUEST_IP};
+use layout::{remove_if_exists, SandboxPaths};
+use pyro_contract::results::ExecutionMode;
+use pyro_protocol::{Request, AGENT_PORT_COUNT};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long stop waits for a free agent port and the hello before skipping the sync.
+const STOP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long stop waits for the guest's `Sync`.
+const STOP_SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long stop waits for QEMU to exit after `quit`/SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Timeout of each QMP read and write.
+const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs sandboxes as QEMU guests. See the module doc.
+#[derive(Debug, Clone)]
+pub struct QemuBackend {
+    cache_dir: PathBuf,
+}
+
+impl QemuBackend {
+    /// A backend using the boot assets and environment images under `cache_dir`
+    /// (normally [`assets::default_cache_dir`]).
+    pub fn new(cache_dir: PathBuf) -> Self {
+        QemuBackend { cache_dir }
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Connect to the agent of a running sandbox, with the concrete channel type.
+    pub fn connect_channel(&self, dir: &Path) -> Result<QemuChannel, BackendError> {
+        QemuChannel::connect(dir)
+    }
+
+    /// The `vm.json` of a sandbox, if it has one.
+    pub fn record(&self, dir: &Path) -> Option<VmRecord> {
+        let paths = SandboxPaths::new(dir).ok()?;
+        VmRecord::read(&paths.vm_record())
+    }
+
+    /// A QMP session with a running sandbox's QEMU (e.g. for
+    /// [`qmp::hostfwd_add_command`]). Hold it briefly: QEMU serves one QMP client.
+    pub fn qmp(&self, dir: &Path) -> Result<QmpClient, BackendError> {
+        let paths = SandboxPaths::new(dir)?;
+        if process::qemu_pid(&paths).is_none() {
+            return Err(BackendError::NotRunning);
+        }
+        Ok(QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT)?)
+    }
+
+    /// The pid of a sandbox's QEMU, when it runs.
+    pub fn qemu_pid(&self, dir: &Path) -> Option<i32> {
+        process::qemu_pid(&SandboxPaths::new(dir).ok()?)
+    }
+
+    /// Boot `spec` from the disk already in place and record the result.
+    fn boot_sandbox(
+        &self,
+        paths: &SandboxPaths,
+        spec: &SandboxSpec,
+        boot_assets: &BootAssets,
+        env: &EnvironmentAssets,
+        started: Instant,
+        disk_create: Option<Duration>,
+    ) -> Result<SandboxInfo, BackendError> {
+        let (accel, accel_reason) = detect_accel();
+        let config = LaunchConfig {
+            paths,
+            accel,
+            vcpu_count: spec.vcpu_count,
+            mem_mib: spec.mem_mib,
+            kernel: &boot_assets.kernel,
+            initrd: &boot_assets.initrd,
+            network: &spec.network,
+            agent_ports: AGENT_PORT_COUNT,
+        };
+        launch::validate(&config)?;
+        let outcome = boot::boot(&config, boot_timeout()).map_err(|e| match e {
+            BackendError::Boot(message) => BackendError::Boot(format!(
+                "{message}\n(accel: {accel:?}, {accel_reason}; console log: {})",
+                paths.console_log().display()
+            )),
+            other => other,
+        })?;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let secs_to_ms = |s: f64| (s * 1000.0).round().max(0.0) as u64;
+        let timings = BootTimings {
+            attempts: outcome.attempts,
+            disk_create_ms: disk_create.map(ms),
+            qemu_launch_ms: ms(outcome.qemu_launch),
+            launch_to_hello_ms: ms(outcome.launch_to_hello),
+            total_ms: ms(started.elapsed()),
+            guest_stages: outcome
+                .markers
+                .stages
+                .iter()
+                .map(|(s, up)| (s.clone(), secs_to_ms(*up)))
+                .collect(),
+            agent_ready_ms: outcome.markers.agent_ready.map(secs_to_ms),
+        };
+        tracing::info!(
+            dir = %paths.dir().display(),
+            ?accel,
+            launch_to_hello_ms = timings.launch_to_hello_ms,
+            attempts = timings.attempts,
+            "guest booted"
+        );
+        let record = VmRecord {
+            version: record::RECORD_VERSION,
+            accel,
+            accel_reason,
+            environment: spec.environment.clone(),
+            environment_version: env.version(),
+            rootfs: env.rootfs.display().to_string(),
+            kernel: boot_assets.kernel.display().to_string(),
+            initrd: boot_assets.initrd.display().to_string(),
+            vcpu_count: spec.vcpu_count,
+            mem_mib: spec.mem_mib,
+            network_enabled: spec.network.enabled,
+            published_ports: spec.network.published_ports.clone(),
+            agent_ports: AGENT_PORT_COUNT,
+            pid: Some(outcome.pid),
+            guest_kernel: Some(outcome.hello.kernel_release.clone()),
+            agent_version: Some(outcome.hello.agent_version.clone()),
+            booted_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            boot: timings,
+        };
+        record.write(&paths.vm_record())?;
+        Ok(record.info())
+    }
+
+    /// Info for a running sandbox without a readable `vm.json`.
+    fn fallback_info(&self, spec: &SandboxSpec, pid: i32) -> SandboxInfo {
+        let (accel, accel_reason) = detect_accel();
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert("qemu_pid".to_owned(), pid.to_string());
+        SandboxInfo {
+            accel,
+            accel_reason,
+            execution_mode: ExecutionMode::Guest,
+            guest_kernel: None,
+            environment_version: assets::environment_assets(&self.cache_dir, &spec.environment)
+                .ok()
+                .and_then(|e| e.version()),
+            guest_ip: spec.network.enabled.then(|| GUEST_IP.to_owned()),
+            metadata,
+        }
+    }
+
+    /// Flush the guest's file systems, best effort.
+    fn sync_guest(dir: &Path) {
+        let result = QemuChannel::connect_with_timeout(dir, STOP_CONNECT_TIMEOUT)
+            .and_then(|mut channel| channel.call(Request::Sync, STOP_SYNC_TIMEOUT));
+        if let Err(e) = result {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not sync the guest before stopping it");
+        }
+    }
+
+    fn stop_paths(&self, paths: &SandboxPaths) -> Result<(), BackendError> {
+        if let Some(pid) = process::qemu_pid(paths) {
+            Self::sync_guest(paths.dir());
+            let quit =
+                QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT).and_then(|mut qmp| qmp.quit());
+            if let Err(e) = quit {
+                tracing::warn!(pid, error = %e, "QMP quit failed; sending SIGTERM");
+                let _ = process::send_signal(pid, process::Signal::Term);
+            }
+            if !process::wait_gone(pid, STOP_GRACE) {
+                tracing::warn!(pid, "QEMU did not exit in time; sending SIGKILL");
+                if !process::kill_and_wait(pid) {
+                    return Err(BackendError::io(
+                        format!("cannot stop the sandbox in {}", paths.dir().display()),
+                        std::io::Error::other(format!(
+                            "QEMU (pid {pid}) is still alive after SIGKILL"
+                        )),
+                    ));
+                }
+            }
+        }
+        boot::remove_runtime_files(paths, AGENT_PORT_COUNT)
+    }
+}
+
+impl Backend for QemuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Qemu
+    }
+
+    fn available(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let describe = |e: BackendError| match e {
+            BackendError::MissingAsset { what, path } => {
+                format!("{what} is missing ({})", path.display())
+            }
+            other => other.to_string(),
+        };
+        if let Err(e) = qemu_version() {
+            problems.push(describe(e));
+        }
+        if let Err(e) = launch::qemu_img_version() {
+            problems.push(describe(e));
+        }
+        if let Err(e) = assets::boot_assets(&self.cache_dir) {
+            problems.push(describe(e));
+        }
+        if assets::installed_environments(&self.cache_dir).is_empty() {
+            problems.push(format!(
+                "no environment image in {} (run `pyro env pull debian:12`)",
+                self.cache_dir.join("environments").display()
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn create(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError> {
+        let started = Instant::now();
+        let paths = SandboxPaths::new(&spec.dir)?;
+        self.stop_paths(&paths)?;
+        let boot_assets = assets::boot_assets(&self.cache_dir)?;
+        let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
+        remove_if_exists(&paths.vm_record())?;
+        let disk_started = Instant::now();
+        launch::create_overlay(&env.rootfs, &paths.disk())?;
+        let disk_create = disk_started.elapsed();
+        self.boot_sandbox(&paths, spec, &boot_assets, &env, started, Some(disk_create))
+    }
+
+    fn start(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError> {
+        let started = Instant::now();
+        let paths = SandboxPaths::new(&spec.dir)?;
+        let record = VmRecord::read(&paths.vm_record());
+        if let Some(pid) = process::qemu_pid(&paths) {
+            return Ok(match record {
+                Some(record) => record.info(),
+                None => self.fallback_info(spec, pid),
+            });
+        }
+        if !paths.disk().is_file() {
+            return Err(BackendError::Boot(format!(
+                "the sandbox has no disk ({}): it was never created or was destroyed; create it again",
+                paths.disk().display()
+            )));
+        }
+        let boot_assets = assets::boot_assets(&self.cache_dir)?;
+        let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
+        if let Some(record) = &record {
+            let created_from = record.environment_version.as_deref();
+            if record.environment == spec.environment
+                && created_from.is_some()
+                && env.version().as_deref() != created_from
+            {
+                return Err(BackendError::Boot(format!(
+                    "environment {} was rebuilt (built_at {} -> {}) after this sandbox's disk was made from it; \
+                     the disk no longer matches its base image: reset or recreate the sandbox",
+                    spec.environment,
+                    created_from.unwrap_or("?"),
+                    env.version().as_deref().unwrap_or("?")
+                )));
+            }
+        }
+        self.boot_sandbox(&paths, spec, &boot_assets, &env, started, None)
+    }
+
+    fn stop(&self, dir: &Path) -> Result<(), BackendError> {
+        match SandboxPaths::new(dir) {
+            Ok(paths) => self.stop_paths(&paths),
+            Err(_) if !dir.exists() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_running(&self, dir: &Path) -> bool {
+        self.qemu_pid(dir).is_some()
+    }
+
+    fn destroy(&self, dir: &Path) -> Result<(), BackendError> {
+        let paths = match SandboxPaths::new(dir) {
+            Ok(paths) => paths,
+            Err(_) if !dir.exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.stop_paths(&paths)?;
+        for file in paths.owned_files(AGENT_PORT_COUNT) {
+            remove_if_exists(&file)?;
+        }
+        Ok(())
+    }
+
+    fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError> {
+        Ok(Box::new(self.connect_channel(dir)?))
+    }
+}
