@@ -1,0 +1,1013 @@
+//! Stage one of parsing: the clap definitions of every command and flag.
+//!
+//! These types only describe the command line. They do no I/O and no validation beyond
+//! what clap does (types, choices, required and conflicting flags, all of which are usage
+//! errors with exit code 2). Stage two, in [`super::parse`] and the command modules, turns
+//! them into the contract's parameter structs, reading files and checking values.
+//!
+//! Flags are accepted anywhere before `--`, so `pyro workspace exec ID --json -- echo hi`
+//! and `pyro workspace exec --json ID -- echo hi` mean the same thing. Everything after
+//! `--` is the guest command.
+//!
+//! Help texts, the man-style long help and the shell completions are all generated from
+//! these definitions.
+
+use clap::builder::PossibleValue;
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use pyro::params::{
+    NetworkPolicy, DEFAULT_MAX_BYTES, DEFAULT_MEM_MIB, DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_TTL_SECONDS, DEFAULT_VCPU_COUNT, WORKSPACE_PATH,
+};
+use pyro::Profile;
+use std::fmt;
+use std::path::PathBuf;
+
+use super::help;
+
+/// `pyro`: disposable and persistent Linux microVM sandboxes for AI agents.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyro",
+    version,
+    about = "Disposable and persistent Linux microVM sandboxes for AI agents",
+    long_about = "Disposable and persistent Linux microVM sandboxes for AI agents.\n\n\
+        `pyro run` boots a fresh VM, runs one command and deletes the VM. `pyro workspace` \
+        keeps a VM with a /workspace directory across commands: exec, read, write and patch \
+        files, diff against the starting point, export results, reset and delete. \
+        `pyro mcp serve` offers the same operations to a chat host as MCP tools.\n\n\
+        Commands run inside a guest VM. When no guest backend is available (see `pyro doctor`), \
+        `run` and `workspace create` fail unless you pass --allow-host-compat, which runs the \
+        commands on this host instead; every result reports its execution_mode.",
+    after_help = help::top_level_after_help(),
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands, in help order.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, build, inspect and prune guest environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Serve pyro's tools to a chat host over the Model Context Protocol.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+    /// Boot a fresh VM, run one command in it and delete the VM.
+    #[command(
+        long_about = "Boot a fresh VM from ENVIRONMENT, run the command given after `--` with \
+            /bin/sh -lc, print its output and delete the VM.\n\n\
+            Human mode prints progress and a summary on stderr, the guest's stdout on stdout \
+            and its stderr on stderr. The exit code of pyro is the exit code of the command \
+            (124 on timeout).",
+        after_help = "Example:\n  pyro run debian:12 -- git --version\n  pyro run debian:12 --json -- sh -c 'uname -a'"
+    )]
+    Run(RunArgs),
+    /// Persistent workspaces: a VM with a /workspace directory kept across commands.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Check what this host can run, and how to fix what it cannot.
+    Doctor(DoctorArgs),
+    /// Run `git --version` in a fresh debian:12 VM and print the result as JSON.
+    #[command(args_conflicts_with_subcommands = true)]
+    Demo(DemoArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    #[command(
+        after_help = "Example:\n  pyro completions bash > ~/.local/share/bash-completion/completions/pyro"
+    )]
+    Completions(CompletionsArgs),
+}
+
+/// `--json`, shared by every command that prints a result.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct JsonFlag {
+    /// Print the result as one JSON object on stdout.
+    #[arg(
+        long,
+        long_help = "Print the result as one pretty-printed JSON object on stdout: the same \
+            fields as the SDK result and the MCP tool's structured content. New fields may be \
+            added in later versions. On failure stdout gets \
+            {\"ok\": false, \"error\": {\"kind\": ..., \"message\": ...}} and the exit code is 1."
+    )]
+    pub json: bool,
+}
+
+/// `--allow-host-compat`, the explicit opt-in to host execution.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct HostCompatFlag {
+    /// Run on this host when no guest VM backend is available.
+    #[arg(
+        long,
+        long_help = "Allow running on this host, without a VM, when no guest backend is \
+            available (see `pyro doctor`). Without this flag pyro fails instead of silently \
+            losing the VM's isolation. Results report execution_mode=host_compat."
+    )]
+    pub allow_host_compat: bool,
+}
+
+/// Sizing flags of a new VM.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SizingArgs {
+    /// Virtual CPUs (1-8).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VCPU_COUNT)]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEM_MIB)]
+    pub mem_mib: u32,
+    /// Lifetime in seconds (60-3600); the VM is deleted after it.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TTL_SECONDS)]
+    pub ttl_seconds: u64,
+}
+
+/// `pyro run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Environment to boot, e.g. debian:12 (see `pyro env list`).
+    #[arg(value_name = "ENVIRONMENT")]
+    pub environment: String,
+    #[command(flatten)]
+    pub sizing: SizingArgs,
+    /// Kill the command after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT_SECONDS)]
+    pub timeout_seconds: u64,
+    /// Give the guest outbound network access.
+    #[arg(long)]
+    pub network: bool,
+    #[command(flatten)]
+    pub host: HostCompatFlag,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// The command to run, after `--` (joined with shell quoting).
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        long_help = "The command to run, after `--`. The words are joined with POSIX shell \
+            quoting into one string and run with /bin/sh -lc, so `-- sh -c 'exit 3'` runs \
+            exactly that."
+    )]
+    pub command: Vec<String>,
+}
+
+/// Network policy choices of `workspace create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkPolicyArg(pub NetworkPolicy);
+
+impl ValueEnum for NetworkPolicyArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            NetworkPolicyArg(NetworkPolicy::Off),
+            NetworkPolicyArg(NetworkPolicy::Egress),
+            NetworkPolicyArg(NetworkPolicy::EgressPublishedPorts),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self.0 {
+            NetworkPolicy::Off => "no network device",
+            NetworkPolicy::Egress => "outbound access",
+            NetworkPolicy::EgressPublishedPorts => {
+                "outbound access, and services may publish ports on 127.0.0.1"
+            }
+        };
+        Some(PossibleValue::new(self.0.name()).help(help))
+    }
+}
+
+impl fmt::Display for NetworkPolicyArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// `pyro workspace ...`.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create and start a workspace.
+    #[command(
+        long_about = "Create and start a workspace from ENVIRONMENT. With --seed-path, a host \
+            directory or .tar/.tar.gz/.tgz archive is copied into /workspace first; that \
+            content is the baseline that `diff` compares against and `reset` restores.",
+        after_help = "Example:\n  pyro workspace create debian:12 --seed-path ./repo --name fix-42 --label task=42"
+    )]
+    Create(WorkspaceCreateArgs),
+    /// List workspaces, most recently active first.
+    List(JsonOnlyArgs),
+    /// Change a workspace's name or labels.
+    Update(WorkspaceUpdateArgs),
+    /// Run a command in /workspace; pyro exits with its exit code.
+    #[command(
+        long_about = "Run the command given after `--` with /bin/sh -lc in /workspace. Human \
+            mode prints the command's stdout and stderr as they are and a summary on stderr. \
+            The exit code of pyro is the exit code of the command (124 on timeout), in human \
+            and --json mode alike.",
+        after_help = "Example:\n  pyro workspace exec 1a2b3c4d5e6f -- make test\n  pyro workspace exec 1a2b3c4d5e6f --json -- sh -c 'cat notes.txt'"
+    )]
+    Exec(WorkspaceExecArgs),
+    /// Copy host content into a workspace.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Copy a file or directory from /workspace to a new host path.
+    Export(WorkspaceExportArgs),
+    /// Show what changed in /workspace since creation (or the last reset).
+    Diff(WorkspaceIdArgs),
+    /// List, read and write files in /workspace.
+    #[command(subcommand)]
+    File(FileCommand),
+    /// Apply unified diffs to /workspace.
+    #[command(subcommand)]
+    Patch(PatchCommand),
+    /// Save, list and delete named snapshots of /workspace.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Rebuild the workspace VM and restore the baseline or a snapshot.
+    Reset(WorkspaceResetArgs),
+    /// Stop a workspace's VM (its files are kept).
+    Stop(WorkspaceIdArgs),
+    /// Start a stopped workspace.
+    Start(WorkspaceIdArgs),
+    /// Inspect the disk of a stopped workspace.
+    #[command(subcommand)]
+    Disk(DiskCommand),
+    /// Interactive shells in a workspace.
+    #[command(subcommand)]
+    Shell(ShellCommand),
+    /// Long-running services in a workspace.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Show a workspace.
+    Status(WorkspaceIdArgs),
+    /// Show a workspace's command history with output.
+    Logs(WorkspaceIdArgs),
+    /// Delete a workspace and everything in it.
+    Delete(WorkspaceIdArgs),
+}
+
+/// Commands that take only `--json`.
+#[derive(Debug, Args)]
+pub struct JsonOnlyArgs {
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Commands that name one workspace.
+#[derive(Debug, Args)]
+pub struct WorkspaceIdArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace create`.
+#[derive(Debug, Args)]
+pub struct WorkspaceCreateArgs {
+    /// Environment to boot, e.g. debian:12 (see `pyro env list`).
+    #[arg(value_name = "ENVIRONMENT")]
+    pub environment: String,
+    #[command(flatten)]
+    pub sizing: SizingArgs,
+    /// Network access of the workspace.
+    #[arg(long, value_name = "POLICY", default_value_t = NetworkPolicyArg(NetworkPolicy::Off))]
+    pub network_policy: NetworkPolicyArg,
+    #[command(flatten)]
+    pub host: HostCompatFlag,
+    /// Host directory or .tar/.tar.gz/.tgz archive copied into /workspace.
+    #[arg(long, value_name = "PATH")]
+    pub seed_path: Option<PathBuf>,
+    /// Human-friendly name (at most 120 characters).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Add a label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Add a secret with a literal value (repeatable).
+    #[arg(
+        long = "secret",
+        value_name = "NAME=VALUE",
+        long_help = "Add a secret with a literal value (repeatable). It is installed in the \
+            guest at /run/pyro-secrets/NAME, never printed, and can be mapped to an \
+            environment variable per command with `workspace exec --secret-env`."
+    )]
+    pub secrets: Vec<String>,
+    /// Add a secret read from a host file at creation time (repeatable).
+    #[arg(long = "secret-file", value_name = "NAME=PATH")]
+    pub secret_files: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// Print only the new workspace id.
+    #[arg(long, conflicts_with = "json")]
+    pub id_only: bool,
+}
+
+/// `pyro workspace update`.
+#[derive(Debug, Args)]
+pub struct WorkspaceUpdateArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Set the name.
+    #[arg(long, value_name = "NAME", conflicts_with = "clear_name")]
+    pub name: Option<String>,
+    /// Remove the name.
+    #[arg(long)]
+    pub clear_name: bool,
+    /// Add or replace a label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Remove a label (repeatable).
+    #[arg(long = "clear-label", value_name = "KEY")]
+    pub clear_labels: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace exec`.
+#[derive(Debug, Args)]
+pub struct WorkspaceExecArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Kill the command after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT_SECONDS)]
+    pub timeout_seconds: u64,
+    /// Expose workspace secret SECRET as environment variable ENV (default: same name).
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// The command to run, after `--` (joined with shell quoting).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `pyro workspace sync ...`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Copy a host directory or archive into the workspace.
+    Push(SyncPushArgs),
+}
+
+/// `pyro workspace sync push`.
+#[derive(Debug, Args)]
+pub struct SyncPushArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Host directory or .tar/.tar.gz/.tgz archive.
+    #[arg(value_name = "SOURCE_PATH")]
+    pub source_path: PathBuf,
+    /// Destination directory inside /workspace.
+    #[arg(long, value_name = "PATH", default_value = WORKSPACE_PATH)]
+    pub dest: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace export`.
+#[derive(Debug, Args)]
+pub struct WorkspaceExportArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// File or directory inside /workspace (relative paths are under /workspace).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Host path to create; it must not exist yet.
+    #[arg(long, value_name = "HOST_PATH", required = true)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace file ...`.
+#[derive(Debug, Subcommand)]
+pub enum FileCommand {
+    /// List a directory of /workspace.
+    List(FileListArgs),
+    /// Print a file of /workspace.
+    Read(FileReadArgs),
+    /// Create or replace a file of /workspace.
+    Write(FileWriteArgs),
+}
+
+/// `pyro workspace file list` and `disk list`.
+#[derive(Debug, Args)]
+pub struct FileListArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Directory to list.
+    #[arg(value_name = "PATH", default_value = WORKSPACE_PATH)]
+    pub path: String,
+    /// Include subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace file read` and `disk read`.
+#[derive(Debug, Args)]
+pub struct FileReadArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// File to read (relative paths are under /workspace).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Return at most this many bytes (1-1048576).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+    /// Print exactly the content, nothing else.
+    #[arg(long, conflicts_with = "json")]
+    pub content_only: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace file write`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["text", "text_file"])))]
+pub struct FileWriteArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// File to write (relative paths are under /workspace; parents are created).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// The new content (UTF-8, at most 1 MiB).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub text: Option<String>,
+    /// Read the new content from this host file (UTF-8, at most 1 MiB).
+    #[arg(long, value_name = "PATH")]
+    pub text_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace patch ...`.
+#[derive(Debug, Subcommand)]
+pub enum PatchCommand {
+    /// Apply a unified diff to /workspace.
+    #[command(
+        long_about = "Apply a unified diff to /workspace. Paths are relative to /workspace; \
+            a/ and b/ prefixes and /dev/null (add or delete) are understood. Context must \
+            match exactly."
+    )]
+    Apply(PatchApplyArgs),
+}
+
+/// `pyro workspace patch apply`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["patch", "patch_file"])))]
+pub struct PatchApplyArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// The patch text (at most 1 MiB).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub patch: Option<String>,
+    /// Read the patch from this host file (UTF-8, at most 1 MiB).
+    #[arg(long, value_name = "PATH")]
+    pub patch_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save /workspace as a named snapshot.
+    Create(SnapshotNameArgs),
+    /// List the baseline and the named snapshots.
+    List(WorkspaceIdArgs),
+    /// Delete a named snapshot.
+    Delete(SnapshotNameArgs),
+}
+
+/// Snapshot commands that name one snapshot.
+#[derive(Debug, Args)]
+pub struct SnapshotNameArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Snapshot name ([A-Za-z0-9][A-Za-z0-9._-]*; `baseline` is reserved).
+    #[arg(value_name = "SNAPSHOT_NAME")]
+    pub snapshot_name: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace reset`.
+#[derive(Debug, Args)]
+pub struct WorkspaceResetArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Snapshot to restore; `baseline` is the state right after creation.
+    #[arg(long, value_name = "NAME", default_value = "baseline")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace disk ...`.
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// Copy the stopped workspace's disk image to a host file.
+    Export(DiskExportArgs),
+    /// List a directory on the stopped workspace's disk.
+    List(FileListArgs),
+    /// Read a file on the stopped workspace's disk.
+    Read(FileReadArgs),
+}
+
+/// `pyro workspace disk export`.
+#[derive(Debug, Args)]
+pub struct DiskExportArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Host path to create; it must not exist yet.
+    #[arg(long, value_name = "HOST_PATH", required = true)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace shell ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShellCommand {
+    /// Open an interactive shell (a PTY) in the workspace.
+    Open(ShellOpenArgs),
+    /// Read a shell's output from a cursor.
+    Read(ShellReadArgs),
+    /// Type input into a shell.
+    Write(ShellWriteArgs),
+    /// Send a signal to a shell.
+    Signal(ShellSignalArgs),
+    /// Close a shell.
+    Close(ShellIdArgs),
+}
+
+/// `pyro workspace shell open`.
+#[derive(Debug, Args)]
+pub struct ShellOpenArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Working directory inside /workspace.
+    #[arg(long, value_name = "PATH", default_value = WORKSPACE_PATH)]
+    pub cwd: String,
+    /// Terminal width.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub cols: u32,
+    /// Terminal height.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub rows: u32,
+    /// Expose workspace secret SECRET as environment variable ENV (repeatable).
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// Print only the new shell id.
+    #[arg(long, conflicts_with = "json")]
+    pub id_only: bool,
+}
+
+/// Shell commands that name one shell.
+#[derive(Debug, Args)]
+pub struct ShellIdArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Shell id (from `shell open`).
+    #[arg(value_name = "SHELL_ID")]
+    pub shell_id: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace shell read`.
+#[derive(Debug, Args)]
+pub struct ShellReadArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Shell id (from `shell open`).
+    #[arg(value_name = "SHELL_ID")]
+    pub shell_id: String,
+    /// Character offset to read from (the previous read's next_cursor).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cursor: u64,
+    /// Return at most this many characters.
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_chars: u64,
+    /// Strip terminal escape sequences and apply carriage returns.
+    #[arg(long)]
+    pub plain: bool,
+    /// Wait until the shell has been quiet this long (1-10000 ms).
+    #[arg(long, value_name = "MS")]
+    pub wait_for_idle_ms: Option<u64>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace shell write`.
+#[derive(Debug, Args)]
+pub struct ShellWriteArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Shell id (from `shell open`).
+    #[arg(value_name = "SHELL_ID")]
+    pub shell_id: String,
+    /// Text to type.
+    #[arg(long, value_name = "TEXT", required = true, allow_hyphen_values = true)]
+    pub input: String,
+    /// Do not press Enter after the input.
+    #[arg(long)]
+    pub no_newline: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Signals a shell accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignalArg {
+    /// Hang up.
+    #[value(name = "HUP")]
+    Hup,
+    /// Interrupt (Ctrl-C).
+    #[value(name = "INT")]
+    Int,
+    /// Terminate.
+    #[value(name = "TERM")]
+    Term,
+    /// Kill.
+    #[value(name = "KILL")]
+    Kill,
+}
+
+impl SignalArg {
+    /// The contract's signal name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalArg::Hup => "HUP",
+            SignalArg::Int => "INT",
+            SignalArg::Term => "TERM",
+            SignalArg::Kill => "KILL",
+        }
+    }
+}
+
+/// `pyro workspace shell signal`.
+#[derive(Debug, Args)]
+pub struct ShellSignalArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Shell id (from `shell open`).
+    #[arg(value_name = "SHELL_ID")]
+    pub shell_id: String,
+    /// Signal to send.
+    #[arg(long, value_name = "SIGNAL", value_enum, default_value_t = SignalArg::Int)]
+    pub signal: SignalArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace service ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Start a long-running process and wait until it is ready.
+    Start(ServiceStartArgs),
+    /// List the workspace's services.
+    List(WorkspaceIdArgs),
+    /// Show one service.
+    Status(ServiceNameArgs),
+    /// Print a service's stdout and stderr.
+    Logs(ServiceLogsArgs),
+    /// Stop a service.
+    Stop(ServiceNameArgs),
+}
+
+/// `pyro workspace service start`.
+#[derive(Debug, Args)]
+pub struct ServiceStartArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Service name ([A-Za-z0-9][A-Za-z0-9._-]*).
+    #[arg(value_name = "SERVICE_NAME")]
+    pub service_name: String,
+    /// Working directory inside /workspace.
+    #[arg(long, value_name = "PATH", default_value = WORKSPACE_PATH)]
+    pub cwd: String,
+    /// Ready when this file exists.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<String>,
+    /// Ready when HOST:PORT accepts TCP connections (inside the guest).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ready_tcp: Option<String>,
+    /// Ready when this URL answers 2xx or 3xx (inside the guest).
+    #[arg(long, value_name = "URL")]
+    pub ready_http: Option<String>,
+    /// Ready when this command exits 0.
+    #[arg(long, value_name = "CMD")]
+    pub ready_command: Option<String>,
+    /// Give up waiting for readiness after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub ready_timeout_seconds: u64,
+    /// Readiness probe interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub ready_interval_ms: u64,
+    /// Expose workspace secret SECRET as environment variable ENV (repeatable).
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
+    /// Publish a guest port on the host's 127.0.0.1 (repeatable).
+    #[arg(long = "publish", value_name = "[HOST_PORT:]GUEST_PORT")]
+    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// The service's command, after `--` (joined with shell quoting).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Service commands that name one service.
+#[derive(Debug, Args)]
+pub struct ServiceNameArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Service name.
+    #[arg(value_name = "SERVICE_NAME")]
+    pub service_name: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro workspace service logs`.
+#[derive(Debug, Args)]
+pub struct ServiceLogsArgs {
+    /// Workspace id (see `pyro workspace list`).
+    #[arg(value_name = "WORKSPACE_ID")]
+    pub workspace_id: String,
+    /// Service name.
+    #[arg(value_name = "SERVICE_NAME")]
+    pub service_name: String,
+    /// Print the last N lines of each stream.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub tail_lines: i64,
+    /// Print the whole logs.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro env ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List the environments and whether they are installed.
+    List(JsonOnlyArgs),
+    /// Build an environment image (and the guest boot assets) from Debian packages.
+    Pull(EnvNameArgs),
+    /// Show one environment.
+    Inspect(EnvNameArgs),
+    /// Remove partial builds and directories of unknown environments.
+    Prune(JsonOnlyArgs),
+}
+
+/// Env commands that name one environment.
+#[derive(Debug, Args)]
+pub struct EnvNameArgs {
+    /// Environment name, e.g. debian:12.
+    #[arg(value_name = "ENVIRONMENT")]
+    pub environment: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// An MCP profile as a command-line value; help comes from [`Profile::instructions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProfileArg(pub Profile);
+
+impl ValueEnum for ProfileArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ProfileArg(Profile::VmRun),
+            ProfileArg(Profile::WorkspaceCore),
+            ProfileArg(Profile::WorkspaceFull),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.instructions()))
+    }
+}
+
+impl fmt::Display for ProfileArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// `pyro mcp ...`.
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Run the MCP server on stdin/stdout until the client disconnects.
+    #[command(after_help = help::mcp_serve_after_help())]
+    Serve(McpServeArgs),
+}
+
+/// `pyro mcp serve`.
+#[derive(Debug, Args)]
+pub struct McpServeArgs {
+    /// Which tools to expose: vm-run, workspace-core or workspace-full (see below).
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        default_value_t = ProfileArg(Profile::default()),
+        hide_possible_values = true
+    )]
+    pub profile: ProfileArg,
+}
+
+/// Platforms `doctor` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlatformArg {
+    /// 64-bit x86 Linux.
+    #[value(name = "linux-x86_64")]
+    LinuxX86_64,
+}
+
+/// `pyro doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Platform to check.
+    #[arg(long, value_enum, default_value_t = PlatformArg::LinuxX86_64)]
+    pub platform: PlatformArg,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run an HTTPS probe to example.com instead (needs guest networking).
+    #[arg(long)]
+    pub network: bool,
+    #[command(flatten)]
+    pub host: HostCompatFlag,
+    #[command(flatten)]
+    pub out: JsonFlag,
+    /// Optional demo.
+    #[command(subcommand)]
+    pub demo: Option<DemoCommand>,
+}
+
+/// `pyro demo ...`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Let a local model drive vm_run through tool calls (not in this build).
+    Ollama(OllamaArgs),
+}
+
+/// `pyro demo ollama`.
+#[derive(Debug, Args)]
+pub struct OllamaArgs {
+    /// OpenAI-compatible API base URL.
+    #[arg(long, value_name = "URL", default_value = "http://localhost:11434/v1")]
+    pub base_url: String,
+    /// Model name.
+    #[arg(long, value_name = "MODEL", default_value = "llama3.2:3b")]
+    pub model: String,
+    /// Print every request and tool call.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Shells `completions` can generate for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellKind {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// `pyro completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: ShellKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pyro").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_are_accepted_after_positionals_before_dashdash() {
+        let cli =
+            parse(&["workspace", "exec", "abc", "--json", "--", "echo", "hi"]).expect("parse");
+        let Command::Workspace(WorkspaceCommand::Exec(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert!(a.out.json);
+        assert_eq!(a.workspace_id, "abc");
+        assert_eq!(a.command, ["echo", "hi"]);
+
+        let cli =
+            parse(&["run", "debian:12", "--network", "--allow-host-compat", "--", "ls", "--json"])
+                .expect("parse");
+        let Command::Run(a) = cli.command else { panic!("wrong command") };
+        assert!(a.network && a.host.allow_host_compat && !a.out.json);
+        assert_eq!(a.command, ["ls", "--json"], "words after -- are the command's");
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let Command::Run(a) = parse(&["run", "debian:12", "--", "true"]).expect("parse").command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            (a.sizing.vcpu_count, a.sizing.mem_mib, a.sizing.ttl_seconds, a.timeout_seconds),
+            (1, 1024, 600, 30)
+        );
+        let Command::Mcp(McpCommand::Serve(s)) = parse(&["mcp", "serve"]).expect("parse").command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(s.profile.0, Profile::WorkspaceFull);
+        let cli = parse(&["workspace", "shell", "signal", "w", "s"]).expect("parse");
+        let Command::Workspace(WorkspaceCommand::Shell(ShellCommand::Signal(a))) = cli.command
+        else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.signal, SignalArg::Int);
+    }
+
+    #[test]
+    fn usage_errors_are_rejected_by_clap() {
+        use clap::error::ErrorKind;
+        let kind = |args: &[&str]| parse(args).expect_err("must fail").kind();
+        assert_eq!(kind(&["mcp", "serve", "--profile", "nope"]), ErrorKind::InvalidValue);
+        assert_eq!(
+            kind(&["workspace", "create", "debian:12", "--json", "--id-only"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["workspace", "file", "write", "w", "p", "--text", "a", "--text-file", "f"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["workspace", "file", "write", "w", "p"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["workspace", "shell", "signal", "w", "s", "--signal", "int"]),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            kind(&["workspace", "create", "debian:12", "--network-policy", "all"]),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn network_policy_values_use_contract_names() {
+        let cli = parse(&[
+            "workspace",
+            "create",
+            "debian:12",
+            "--network-policy",
+            "egress+published-ports",
+        ])
+        .expect("parse");
+        let Command::Workspace(WorkspaceCommand::Create(a)) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.network_policy.0, NetworkPolicy::EgressPublishedPorts);
+    }
+}

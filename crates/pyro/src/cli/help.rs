@@ -1,0 +1,102 @@
+//! Help sections generated from library data, so the CLI never restates what the
+//! profiles are: the text comes from [`Profile::instructions`].
+
+use pyro::Profile;
+
+/// Wrap `text` at `width` columns, indenting every line by `indent` spaces.
+pub fn wrap(text: &str, indent: usize, width: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent + line.len() + 1 + word.len() > width {
+            out.push_str(&pad);
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&pad);
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn profiles_section() -> String {
+    let mut out = String::new();
+    for profile in Profile::ALL {
+        let default = if profile == Profile::default() { " (default)" } else { "" };
+        let recommended =
+            if profile == Profile::WorkspaceCore { " (recommended for chat hosts)" } else { "" };
+        out.push_str(&format!("  {}{default}{recommended}\n", profile.name()));
+        out.push_str(&wrap(profile.instructions(), 6, 90));
+    }
+    out
+}
+
+fn profile_advice() -> String {
+    format!(
+        "{} is the default; {} is the recommended first profile for most chat hosts, and \
+         {} is the smallest surface for one-shot commands.",
+        Profile::default().name(),
+        Profile::WorkspaceCore.name(),
+        Profile::VmRun.name()
+    )
+}
+
+/// The top-level `pyro --help` epilogue: the MCP profiles and the exit codes.
+pub fn top_level_after_help() -> String {
+    format!(
+        "MCP profiles (`pyro mcp serve --profile NAME`):\n{}\n{}\n\
+         Exit codes:\n  \
+         0    success\n  \
+         1    error (human mode: `error: ...` on stderr; --json: {{\"ok\": false, ...}} on stdout)\n  \
+         2    usage error\n  \
+         N    `run` and `workspace exec`: the exit code of the guest command\n\n\
+         Example:\n  pyro mcp serve --profile workspace-core\n",
+        profiles_section(),
+        wrap(&profile_advice(), 0, 90)
+    )
+}
+
+/// The `pyro mcp serve --help` epilogue.
+pub fn mcp_serve_after_help() -> String {
+    format!(
+        "Profiles:\n{}\n{}\nChat host configuration (stdio):\n  \
+         {{\"mcpServers\": {{\"pyro\": {{\n    \"command\": \"pyro\",\n    \
+         \"args\": [\"mcp\", \"serve\", \"--profile\", \"{}\"]\n  }}}}}}\n",
+        profiles_section(),
+        wrap(&profile_advice(), 0, 90),
+        Profile::WorkspaceCore.name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_respects_width_and_indent() {
+        let text = wrap("aaa bbb ccc ddd", 2, 10);
+        assert_eq!(text, "  aaa bbb\n  ccc ddd\n");
+    }
+
+    #[test]
+    fn help_mentions_every_profile_and_the_advice() {
+        let help = mcp_serve_after_help();
+        for profile in Profile::ALL {
+            assert!(help.contains(profile.name()));
+        }
+        assert!(help.contains("workspace-full (default)"));
+        assert!(help.contains("workspace-core (recommended for chat hosts)"));
+        let first_words: String =
+            Profile::VmRun.instructions().split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+        assert!(top_level_after_help().contains(&first_words));
+    }
+}
