@@ -480,11 +480,7 @@ mod cli_surface {
         assert!(bash.stdout.contains("--allow-host-compat"));
         let fish = s.ok(&["completions", "fish"]);
         assert!(fish.stdout.contains("snapshot"));
-        s.run(&["completions", "powershell"])
-            .code
-            .eq(&2)
-            .then_some(())
-            .expect("only bash/zsh/fish");
+        assert_eq!(s.run(&["completions", "powershell"]).code, 2, "only bash, zsh and fish");
     }
 
     #[test]
@@ -526,6 +522,35 @@ mod cli_surface {
         assert_eq!(list["count"], names.len());
         let human = s.ok(&["env", "list"]);
         assert!(human.stdout.contains("debian:12 [not installed]"), "{}", human.stdout);
+    }
+
+    #[test]
+    fn doctor_reports_and_checks_the_platform() {
+        let s = Scratch::new();
+        let report = s.json(&["doctor", "--json"]);
+        assert_eq!(report["platform"], "linux-x86_64");
+        assert!(report["runtime_ok"].is_boolean(), "{report}");
+        assert_eq!(report["state_dir"], s.state.path().display().to_string());
+        assert_eq!(s.run(&["doctor", "--platform", "linux-arm64"]).code, 2);
+    }
+
+    #[test]
+    fn stop_start_and_logs() {
+        let s = Scratch::new();
+        let id = s.create(None);
+        s.ok(&["workspace", "exec", &id, "--", "sh", "-c", "echo to-out; echo to-err >&2"]);
+        let logs = s.ok(&["workspace", "logs", &id]);
+        assert!(logs.stdout.starts_with("#1 exit_code=0"), "{}", logs.stdout);
+        assert!(logs.stdout.contains("$ sh -c 'echo to-out; echo to-err >&2'\nto-out\n"));
+        assert_eq!(logs.stderr, "to-err\n");
+
+        let stopped = s.ok(&["workspace", "stop", &id]);
+        assert!(stopped.stdout.starts_with(&format!("Stopped workspace ID: {id}")));
+        let refused = s.fails(&["workspace", "exec", &id, "--json", "--", "true"]);
+        assert_eq!(refused.json()["error"]["kind"], "wrong_state");
+        let started = s.json(&["workspace", "start", &id, "--json"]);
+        assert_eq!(started["state"], "started");
+        s.ok(&["workspace", "exec", &id, "--", "true"]);
     }
 
     #[test]
