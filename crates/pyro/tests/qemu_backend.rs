@@ -154,6 +154,23 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
         assert_ne!(first.port(), second.port());
         let out = exec(&mut second, "cat /workspace/f", Duration::from_secs(30)).expect("cat");
         assert_eq!(stdout(&out), "hi\n");
+        // Multi-megabyte frames both ways.
+        let big: Vec<u8> =
+            (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let data_b64 = base64::engine::general_purpose::STANDARD.encode(&big);
+        let write = Request::WriteFile { path: "/workspace/big".into(), data_b64 };
+        match second.call(write, CALL_TIMEOUT).expect("write big") {
+            Response::Written { bytes_written } => assert_eq!(bytes_written, big.len() as u64),
+            other => panic!("unexpected answer to write_file: {other:?}"),
+        }
+        let read = Request::ReadFile { path: "/workspace/big".into(), max_bytes: 8 << 20 };
+        match second.call(read, CALL_TIMEOUT).expect("read big") {
+            Response::FileData { data_b64, truncated: false, .. } => {
+                let back = base64::engine::general_purpose::STANDARD.decode(data_b64).expect("b64");
+                assert!(back == big, "4 MiB file came back different");
+            }
+            other => panic!("unexpected answer to read_file: {other:?}"),
+        }
     }
 
     // stop, and start with the same disk
@@ -249,4 +266,115 @@ fn boot_timings() {
             );
         }
     }
+}
+
+/// A free TCP port on 127.0.0.1 (free right now; good enough for a test).
+fn free_local_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Read what the guest server sends on `127.0.0.1:<port>`, retrying while it starts.
+fn fetch_pong(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match attempt {
+            Ok(text) if !text.is_empty() => return text,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!("127.0.0.1:{port} never answered: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn networked_guest_publishes_a_port_on_loopback_from_a_long_sandbox_path() {
+    let (cache, environment) = assets_or_fail();
+    let backend = QemuBackend::new(cache);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Longer than a unix socket address can hold: QEMU gets cwd-relative socket paths.
+    let dir = tmp.path().join("d".repeat(60)).join("e".repeat(60)).join("sandbox");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    assert!(dir.join("agent-0.sock").as_os_str().len() > 108);
+    let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
+    let host_port = free_local_port();
+    let spec = SandboxSpec {
+        dir: dir.clone(),
+        environment,
+        vcpu_count: 1,
+        mem_mib: 512,
+        network: NetworkSpec { enabled: true, published_ports: vec![(host_port, 8000)] },
+    };
+    let info = backend.create(&spec).expect("create");
+    assert_eq!(info.guest_ip.as_deref(), Some("10.0.2.15"));
+    let mut channel = backend.connect(&dir).expect("connect");
+    let out =
+        exec(channel.as_mut(), "grep -c 10.0.2.15 /proc/net/fib_trie", Duration::from_secs(30))
+            .expect("address");
+    assert_eq!(out.exit_code, 0, "eth0 has no 10.0.2.15: {}", stdout(&out));
+    // A one-line server in the guest (perl-base is in every Debian root file system).
+    let server = "setsid -f perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 8000, \
+                  Listen => 5, ReuseAddr => 1) or die $!; while ($c = $s->accept) { print $c \"pong\\n\"; \
+                  close $c }' </dev/null >/dev/null 2>&1";
+    let out = exec(channel.as_mut(), server, Duration::from_secs(30)).expect("server");
+    assert_eq!(out.exit_code, 0);
+    let answer = fetch_pong(host_port);
+    assert_eq!(answer, "pong\n");
+    // Another forward added to the running guest over QMP.
+    let extra_port = free_local_port();
+    let mut qmp = backend.qmp(&dir).expect("qmp");
+    qmp.hostfwd_add(extra_port, 8000).expect("hostfwd_add");
+    assert!(qmp.hostfwd_add(extra_port, 8000).is_err(), "the host port is taken now");
+    drop(qmp);
+    assert_eq!(fetch_pong(extra_port), "pong\n");
+    // Only loopback: the forward is not bound on other host addresses.
+    let listening = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let needle = format!("0100007F:{host_port:04X}");
+    assert!(listening.contains(&needle), "no 127.0.0.1:{host_port} listener");
+    assert!(!listening.contains(&format!("00000000:{host_port:04X}")), "forward bound on 0.0.0.0");
+    drop(channel);
+    backend.destroy(&dir).expect("destroy");
+    assert_eq!(dir_entries(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
+    let (cache, environment) = assets_or_fail();
+    // No guest boots in 300 ms under TCG (nor reliably under KVM): both attempts time out.
+    let backend = QemuBackend::new(cache).with_boot_timeout(Duration::from_millis(300));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("sandbox");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
+    let spec = SandboxSpec {
+        dir: dir.clone(),
+        environment,
+        vcpu_count: 1,
+        mem_mib: 256,
+        network: NetworkSpec::default(),
+    };
+    let started = Instant::now();
+    let err = backend.create(&spec).expect_err("cannot boot in 300 ms");
+    let text = err.to_string();
+    assert!(matches!(err, BackendError::Boot(_)), "{text}");
+    assert!(text.contains("attempt 1") && text.contains("attempt 2"), "{text}");
+    assert!(text.contains("console"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(!backend.is_running(&dir));
+    // No QEMU of this sandbox is left anywhere.
+    let needle = dir.join("qemu.pid").to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            assert!(!cmdline.contains(&needle), "QEMU left running: {cmdline}");
+        }
+    }
+    // The disk stays, so a later start (with a sane deadline) can still boot it.
+    assert!(dir.join("disk.qcow2").exists());
 }

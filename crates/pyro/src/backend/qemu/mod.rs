@@ -64,13 +64,21 @@ const QMP_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct QemuBackend {
     cache_dir: PathBuf,
+    boot_timeout: Option<Duration>,
 }
 
 impl QemuBackend {
     /// A backend using the boot assets and environment images under `cache_dir`
     /// (normally [`assets::default_cache_dir`]).
     pub fn new(cache_dir: PathBuf) -> Self {
-        QemuBackend { cache_dir }
+        QemuBackend { cache_dir, boot_timeout: None }
+    }
+
+    /// Use `timeout` as the boot deadline per attempt instead of [`boot_timeout`]
+    /// (`$PYRO_BOOT_TIMEOUT_SECS`, else 30 s).
+    pub fn with_boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = Some(timeout);
+        self
     }
 
     /// The cache directory.
@@ -126,13 +134,15 @@ impl QemuBackend {
             agent_ports: AGENT_PORT_COUNT,
         };
         launch::validate(&config)?;
-        let outcome = boot::boot(&config, boot_timeout()).map_err(|e| match e {
-            BackendError::Boot(message) => BackendError::Boot(format!(
-                "{message}\n(accel: {accel:?}, {accel_reason}; console log: {})",
-                paths.console_log().display()
-            )),
-            other => other,
-        })?;
+        let outcome = boot::boot(&config, self.boot_timeout.unwrap_or_else(boot_timeout)).map_err(
+            |e| match e {
+                BackendError::Boot(message) => BackendError::Boot(format!(
+                    "{message}\n(accel: {accel:?}, {accel_reason}; console log: {})",
+                    paths.console_log().display()
+                )),
+                other => other,
+            },
+        )?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let secs_to_ms = |s: f64| (s * 1000.0).round().max(0.0) as u64;
         let timings = BootTimings {

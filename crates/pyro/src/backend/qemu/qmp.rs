@@ -157,6 +157,34 @@ impl QmpClient {
     }
 }
 
+impl QmpClient {
+    /// Forward `127.0.0.1:<host_port>` to guest port `guest_port` on the running
+    /// guest's user network. HMP reports failures as output text, turned into an error.
+    pub fn hostfwd_add(&mut self, host_port: u16, guest_port: u16) -> Result<(), QmpError> {
+        self.hmp_expect_silent(&hostfwd_add_command(host_port, guest_port))
+    }
+
+    /// Remove a forward added with [`QmpClient::hostfwd_add`] (or at boot).
+    pub fn hostfwd_remove(&mut self, host_port: u16) -> Result<(), QmpError> {
+        self.hmp_expect_silent(&hostfwd_remove_command(host_port))
+    }
+
+    fn hmp_expect_silent(&mut self, command_line: &str) -> Result<(), QmpError> {
+        let output = self.human_monitor_command(command_line)?;
+        let output = output.trim();
+        // hostfwd_remove prints "host forwarding rule for ... removed" on success.
+        if output.is_empty() || output.ends_with("removed") {
+            Ok(())
+        } else {
+            Err(QmpError::Command {
+                command: command_line.to_owned(),
+                class: "HmpError".into(),
+                desc: output.to_owned(),
+            })
+        }
+    }
+}
+
 /// Turn a QMP reply into the `return` value or a [`QmpError::Command`].
 fn parse_reply(command: &str, reply: Value) -> Result<Value, QmpError> {
     if let Some(error) = reply.get("error") {
@@ -242,6 +270,30 @@ mod tests {
         assert_eq!(seen[0]["execute"], "qmp_capabilities");
         assert_eq!(seen[1]["arguments"]["command-line"], "hostfwd_add n0 tcp:127.0.0.1:8080-:80");
         assert_eq!(seen[3]["execute"], "quit");
+    }
+
+    #[test]
+    fn hostfwd_failures_reported_as_text_become_errors() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let socket = tmp.path().join("qmp.sock");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        let server = fake_qemu(
+            listener,
+            vec![
+                json!({"return": {}}),
+                json!({"return": ""}),
+                json!({"return": "Could not set up host forwarding rule 'tcp:127.0.0.1:8080-:80'\r\n"}),
+                json!({"return": "host forwarding rule for tcp:127.0.0.1:8080 removed\r\n"}),
+                json!({"return": "host forwarding rule for tcp:127.0.0.1:9 not found\r\n"}),
+            ],
+        );
+        let mut client = QmpClient::connect(&socket, Duration::from_secs(5)).expect("connect");
+        client.hostfwd_add(8080, 80).expect("added");
+        let err = client.hostfwd_add(8080, 80).expect_err("port taken");
+        assert!(err.to_string().contains("Could not set up host forwarding rule"), "{err}");
+        client.hostfwd_remove(8080).expect("removed");
+        assert!(client.hostfwd_remove(9).is_err());
+        drop(server.join().expect("server"));
     }
 
     #[test]
