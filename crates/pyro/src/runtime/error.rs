@@ -43,7 +43,7 @@ pub enum PyroError {
         reason: String,
     },
     /// The backend running this workspace cannot do this.
-    #[error("{operation} is not supported by backend {backend}{hint}")]
+    #[error("{operation}: not supported by backend {backend}{hint}")]
     Unsupported {
         /// Backend name.
         backend: String,
