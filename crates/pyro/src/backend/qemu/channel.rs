@@ -109,10 +109,6 @@ fn frame_id(line: &[u8]) -> Option<(usize, u64)> {
 }
 
 /// Take an exclusive, non-blocking flock on `file`; `Ok(false)` when someone holds it.
-// File::try_lock is stable since Rust 1.89, above the workspace's declared rust-version
-// (1.85); the toolchain we build with is 1.95, and the alternative (libc::flock) needs
-// `unsafe`, which this crate forbids.
-#[allow(clippy::incompatible_msrv)]
 fn try_flock(file: &File) -> io::Result<bool> {
     match file.try_lock() {
         Ok(()) => Ok(true),
