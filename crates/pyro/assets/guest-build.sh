@@ -436,14 +436,12 @@ cmd_boot() {
 # ---------------------------------------------------------------------------------------------------------------
 # rootfs
 
-# env_packages ENV_NAME: the packages added on top of mmdebstrap's minbase for each environment
+# env_packages ENV_NAME: the packages added on top of mmdebstrap's minbase. The catalog lives in pyro
+# (crates/pyro/src/runtime/environments.rs), which passes the list in PYRO_ENV_PACKAGES; this script keeps
+# no second copy of it.
 env_packages() {
-  case "$1" in
-    debian:12-base) echo "procps" ;;
-    debian:12) echo "git python3 curl ca-certificates procps less" ;;
-    debian:12-build) echo "git python3 curl ca-certificates procps less build-essential pkg-config make" ;;
-    *) return 1 ;;
-  esac
+  [ -n "${PYRO_ENV_PACKAGES+set}" ] || return 1
+  echo "$PYRO_ENV_PACKAGES"
 }
 
 # host_sources FILE: the host's own apt sources for the Debian archive (third-party repositories and
@@ -523,7 +521,7 @@ EOF
 cmd_rootfs() {
   [ $# -eq 2 ] || die "usage: $0 rootfs CACHE_DIR ENV_NAME"
   local cache=$1 name=$2 pkgs dirname target partial tree t0 t1 inc used size_mb count sources
-  env_packages "$name" >/dev/null || die "unknown environment '$name' (known: debian:12-base debian:12 debian:12-build)"
+  env_packages "$name" >/dev/null || die "no package list for '$name': build environments with \`pyro env pull $name\`, which passes PYRO_ENV_PACKAGES"
   pkgs=$(env_packages "$name")
   need_cmds mmdebstrap mkfs.ext4 dpkg-query flock du
   mkdir -p "$cache/environments" || die "cannot create cache dir $cache"

@@ -5,7 +5,7 @@
 use pyro::params::*;
 use pyro::results::{Accel, ExecutionMode, VmState};
 use pyro::{PyroError, Runtime, RuntimeConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,14 @@ fn exec(rt: &Runtime, id: &str, command: &str) -> pyro::results::WorkspaceExecRe
 fn qemu_pid(state: &Path, id: &str) -> i32 {
     let pidfile = state.join("workspaces").join(id).join("sandbox/qemu.pid");
     std::fs::read_to_string(&pidfile).expect("pidfile").trim().parse().expect("pid")
+}
+
+/// True while `pid` exists and is not a zombie (this host's init reaps orphans late).
+fn process_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 fn pyro_cli(state: &Path) -> Command {
@@ -113,10 +121,7 @@ fn cli_run_shows_a_guest_kernel_and_the_cli_workspace_flow_works() {
     let pid = qemu_pid(state.path(), &id);
     let del = pyro_cli(state.path()).args(["workspace", "delete", &id]).output().expect("delete");
     assert!(del.status.success());
-    assert!(
-        !PathBuf::from(format!("/proc/{pid}")).exists(),
-        "QEMU {pid} still running after delete"
-    );
+    assert!(!process_running(pid), "QEMU {pid} still running after delete");
     assert!(!state.path().join("workspaces").join(&id).exists());
 }
 

@@ -41,8 +41,8 @@ const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "debian:12-base",
-        description: "Minimal Debian 12 (bookworm): bash, coreutils and the pyro agent",
-        packages: &[],
+        description: "Minimal Debian 12 (bookworm): bash, coreutils, procps and the pyro agent",
+        packages: &["procps"],
     },
     CatalogEntry {
         name: "debian:12-build",
@@ -120,6 +120,14 @@ impl EnvironmentCatalog {
     pub fn dir_name(name: &str) -> String {
         name.replace(':', "_")
     }
+}
+
+fn stale(path: &Path) -> bool {
+    path.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > 3600)
 }
 
 /// Result of `pyro env prune`.
@@ -201,7 +209,7 @@ impl Runtime {
         candidates.into_iter().find(|p| p.is_file())
     }
 
-    fn run_build_step(&self, args: &[&str]) -> Result<()> {
+    fn run_build_step(&self, args: &[&str], packages: Option<&[&str]>) -> Result<()> {
         let scripts = self.config.cache_dir.join("scripts");
         fs::create_dir_all(&scripts).map_err(|e| PyroError::io("could not create", &scripts, e))?;
         let script = scripts.join("guest-build.sh");
@@ -212,7 +220,11 @@ impl Runtime {
         let stderr = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| {
             PyroError::io("could not duplicate stderr", Path::new("/dev/stderr"), e)
         })?;
-        let status = Command::new("bash")
+        let mut command = Command::new("bash");
+        if let Some(packages) = packages {
+            command.env("PYRO_ENV_PACKAGES", packages.join(" "));
+        }
+        let status = command
             .arg(&script)
             .args(args)
             .env("PYRO_INITRAMFS_INIT", &init)
@@ -232,13 +244,17 @@ impl Runtime {
     /// Build (or confirm) the boot assets and an environment image.
     pub fn env_pull(&self, name: &str, progress: PullProgress<'_>) -> Result<EnvironmentInfo> {
         EnvironmentCatalog::require_known(name)?;
+        let entry = CATALOG
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| PyroError::invalid(format!("unknown environment '{name}'")))?;
         let cache = self.config.cache_dir.display().to_string();
         progress(&format!("[pull] phase=host-deps environment={name}"));
-        self.run_build_step(&["host-deps"])?;
+        self.run_build_step(&["host-deps"], None)?;
         match self.guest_agent_path() {
             Some(agent) => {
                 progress(&format!("[pull] phase=boot-assets agent={}", agent.display()));
-                self.run_build_step(&["boot", &cache, &agent.display().to_string()])?;
+                self.run_build_step(&["boot", &cache, &agent.display().to_string()], None)?;
             }
             None if self.boot_assets().is_some() => {
                 progress("[pull] phase=boot-assets status=present (no agent binary to refresh it)");
@@ -250,7 +266,7 @@ impl Runtime {
             }
         }
         progress(&format!("[pull] phase=rootfs environment={name}"));
-        self.run_build_step(&["rootfs", &cache, name])?;
+        self.run_build_step(&["rootfs", &cache, name], Some(entry.packages))?;
         progress(&format!("[pull] phase=ready environment={name}"));
         self.env_inspect(name)
     }
@@ -264,6 +280,11 @@ impl Runtime {
         for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
+            // Lock files belong to the builder; a `.partial-*` build is only stale once
+            // nothing has touched it for an hour (a running build keeps writing).
+            if name.starts_with(".lock") || (name.starts_with(".partial") && !stale(&path)) {
+                continue;
+            }
             let complete =
                 path.join("environment.json").exists() && path.join("rootfs.ext4").exists();
             if known.contains(&name) && complete {
