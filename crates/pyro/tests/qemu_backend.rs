@@ -222,52 +222,6 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
     assert_eq!(dir_entries(&dir), Vec::<String>::new());
 }
 
-/// Boot timings for the benchmarks doc: `cargo test -p pyro --test qemu_backend --
-/// --ignored --nocapture boot_timings`. `PYRO_TIMING_BOOTS` sets the number of boots.
-#[test]
-#[ignore = "measurement, not a check; run explicitly"]
-fn boot_timings() {
-    let (cache, environment) = assets_or_fail();
-    let backend = QemuBackend::new(cache);
-    let boots: usize =
-        std::env::var("PYRO_TIMING_BOOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("sandbox");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
-    let spec = SandboxSpec {
-        dir: dir.clone(),
-        environment,
-        vcpu_count: 1,
-        mem_mib: 512,
-        network: NetworkSpec::default(),
-    };
-    let mut samples: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
-    for i in 0..boots {
-        let info = if i == 0 { backend.create(&spec) } else { backend.start(&spec) }.expect("boot");
-        eprintln!("boot {i}: {:?}", info.metadata);
-        samples.push(info.metadata);
-        backend.stop(&dir).expect("stop");
-    }
-    let keys: std::collections::BTreeSet<&String> = samples
-        .iter()
-        .flat_map(|m| m.keys())
-        .filter(|k| k.starts_with("boot_") && k.ends_with("_ms"))
-        .collect();
-    for key in keys {
-        let mut values: Vec<u64> =
-            samples.iter().filter_map(|m| m.get(key)?.parse().ok()).collect();
-        values.sort_unstable();
-        if let (Some(min), Some(max)) = (values.first(), values.last()) {
-            eprintln!(
-                "{key}: median {} (min {min}, max {max}, n {})",
-                values[values.len() / 2],
-                values.len()
-            );
-        }
-    }
-}
-
 /// A free TCP port on 127.0.0.1 (free right now; good enough for a test).
 fn free_local_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -76,7 +76,16 @@ fn create(rt: &Runtime, env: &str, host: bool) -> Result<Workspace> {
     Ok(ws)
 }
 
-fn measure(rt: &Runtime, args: &Args, host: bool, out: &mut [Series; 4]) -> Result<()> {
+/// Median of each `boot_*_ms` entry over the guests created, for the boot breakdown.
+type BootSamples = Vec<std::collections::BTreeMap<String, String>>;
+
+fn measure(
+    rt: &Runtime,
+    args: &Args,
+    host: bool,
+    out: &mut [Series; 4],
+    boots: &mut BootSamples,
+) -> Result<()> {
     let env = &args.environment;
     for _ in 0..args.runs {
         let mut p = VmRunParams::new(env.clone(), "true");
@@ -91,6 +100,9 @@ fn measure(rt: &Runtime, args: &Args, host: bool, out: &mut [Series; 4]) -> Resu
     for _ in 0..args.runs {
         let (ms, ws) = timed(|| create(rt, env, host))?;
         out[1].slot(host).push(ms);
+        if !host {
+            boots.push(ws.metadata.clone());
+        }
         ids.push(ws.workspace_id);
     }
     let id = ids[0].clone();
@@ -139,10 +151,11 @@ fn main() -> Result<()> {
     }
     let mut series: [Series; 4] = Default::default();
     eprintln!("[bench] guest ({:?}), {} runs each", doctor.accel, args.runs);
-    measure(&rt, &args, false, &mut series)?;
+    let mut boots = BootSamples::new();
+    measure(&rt, &args, false, &mut series, &mut boots)?;
     std::env::set_var("PYRO_BACKEND", "host_compat");
     eprintln!("[bench] host_compat baseline");
-    measure(&rt, &args, true, &mut series)?;
+    measure(&rt, &args, true, &mut series, &mut boots)?;
     std::env::remove_var("PYRO_BACKEND");
     let _ = std::fs::remove_dir_all(&state);
 
@@ -168,6 +181,28 @@ fn main() -> Result<()> {
             "| {name} | {g50:.1} | {g95:.1} | {h50:.1} | {:.1}x |",
             g50 / h50.max(0.001)
         )?;
+    }
+    let mut keys: Vec<&String> = boots
+        .iter()
+        .flat_map(|m| m.keys())
+        .filter(|k| k.starts_with("boot_") && k.ends_with("_ms"))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    writeln!(table, "\nWhere a workspace boot goes (median over {} guest boots; `guest_*` = guest uptime at that marker):\n", boots.len())?;
+    writeln!(table, "| boot step | median ms | min | max |")?;
+    writeln!(table, "|---|---:|---:|---:|")?;
+    for key in keys {
+        let mut v: Vec<u64> = boots.iter().filter_map(|m| m.get(key)?.parse().ok()).collect();
+        v.sort_unstable();
+        if let (Some(min), Some(max)) = (v.first(), v.last()) {
+            writeln!(
+                table,
+                "| {} | {} | {min} | {max} |",
+                key.trim_start_matches("boot_").trim_end_matches("_ms"),
+                v[v.len() / 2]
+            )?;
+        }
     }
     println!("{table}");
     if let Some(path) = args.write {
