@@ -233,3 +233,30 @@ async fn tar_slip_seed_is_rejected_and_leaves_no_workspace() {
     assert_eq!(pyro.workspace_list().await.expect("list").count, 0);
     assert!(!state.path().join("evil.txt").exists());
 }
+
+#[tokio::test]
+async fn expired_workspaces_are_deleted_on_touch_and_by_the_reaper() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let pyro = pyro(state.path());
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(pyro.workspace_create(create_params()).await.expect("create").workspace_id);
+    }
+    // Age both records past their TTL, as if ten minutes had gone by.
+    for id in &ids {
+        let path = state.path().join("workspaces").join(id).join("workspace.json");
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        record["expires_at"] = serde_json::json!(1.0);
+        std::fs::write(&path, serde_json::to_vec(&record).expect("encode")).expect("write");
+    }
+    let err = pyro.workspace_status(&ids[0]).await.expect_err("expired");
+    assert_eq!(
+        err.to_string(),
+        format!("workspace '{}' expired and was automatically deleted", ids[0])
+    );
+    assert!(!state.path().join("workspaces").join(&ids[0]).exists());
+    assert_eq!(pyro.runtime().reap_expired(), 1);
+    assert!(!state.path().join("workspaces").join(&ids[1]).exists());
+    assert_eq!(pyro.workspace_list().await.expect("list").count, 0);
+}

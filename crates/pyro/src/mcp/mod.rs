@@ -59,14 +59,25 @@ impl PyroMcpServer {
         tools_for(self.profile).map(|t| to_tool(t, self.profile)).collect()
     }
 
-    /// Serve MCP over stdin/stdout until the client disconnects.
+    /// Serve MCP over stdin/stdout until the client disconnects. While serving, expired
+    /// workspaces and one-shot VMs are reaped every 30 seconds.
     pub async fn serve_stdio(self) -> Result<(), std::io::Error> {
+        let runtime = self.pyro.runtime().clone();
+        let reaper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let rt = runtime.clone();
+                let _ = tokio::task::spawn_blocking(move || rt.reap_expired()).await;
+            }
+        });
         let service = self
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        service.waiting().await.map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(())
+        let result = service.waiting().await.map_err(|e| std::io::Error::other(e.to_string()));
+        reaper.abort();
+        result.map(|_| ())
     }
 
     /// Call one tool; errors become tool error results.

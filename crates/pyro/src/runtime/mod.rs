@@ -56,6 +56,13 @@ impl RuntimeConfig {
     }
 }
 
+/// One-shot VMs live only as long as the runtime that created them.
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.delete_all_vms();
+    }
+}
+
 /// The pyro runtime. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Runtime {
@@ -81,6 +88,14 @@ impl Runtime {
     /// Its configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// Delete expired one-shot VMs and workspaces (stopping their VMs); returns how
+    /// many were removed. The MCP server calls this periodically; every other call
+    /// enforces TTLs lazily on what it touches.
+    pub fn reap_expired(&self) -> usize {
+        let vms = self.vm_reap_expired().map(|r| r.count as usize).unwrap_or(0);
+        vms + self.reap_expired_workspaces().len()
     }
 
     fn backend(&self, kind: BackendKind) -> &Arc<dyn Backend> {

@@ -326,6 +326,17 @@ impl Runtime {
         })
     }
 
+    /// Delete every one-shot VM of this runtime (they never outlive their process).
+    pub(crate) fn delete_all_vms(&self) {
+        let all: Vec<VmEntry> = match self.vms.lock() {
+            Ok(table) => table.vms.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for entry in &all {
+            self.vm_remove(entry);
+        }
+    }
+
     /// Delete one-shot VMs past their TTL.
     pub fn vm_reap_expired(&self) -> Result<ReapResult> {
         let expired: Vec<VmEntry> = match self.vms.lock() {
