@@ -602,4 +602,7 @@ pub struct EnvironmentInfo {
     pub package_count: Option<u64>,
     /// Guest kernel release, when the boot assets are installed.
     pub kernel_release: Option<String>,
+    /// Every Debian package in the image (`name version`), filled by `inspect` only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub installed_packages: Option<Vec<String>>,
 }

@@ -129,10 +129,20 @@ fn cli_run_shows_a_guest_kernel_and_the_cli_workspace_flow_works() {
 fn exec_limits_timeout_truncation_and_isolation_in_one_guest() {
     let state = tempfile::tempdir().expect("tempdir");
     let rt = runtime(state.path());
-    let ws = rt.workspace_create(WorkspaceCreateParams::new(ENV)).expect("create");
+    let mut params = WorkspaceCreateParams::new(ENV);
+    params.vcpu_count = 2;
+    params.mem_mib = 512;
+    let ws = rt.workspace_create(params).expect("create");
     assert_eq!(ws.execution_mode, ExecutionMode::Guest);
     assert!(matches!(ws.accel, Accel::Tcg | Accel::Kvm));
     let id = ws.workspace_id;
+
+    // vCPU and memory sizing reach the guest.
+    let sizing = exec(&rt, &id, "nproc; awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo");
+    let mut lines = sizing.stdout.lines();
+    assert_eq!(lines.next(), Some("2"), "{}", sizing.stdout);
+    let mem: u64 = lines.next().and_then(|l| l.parse().ok()).expect("MemTotal");
+    assert!((400..=512).contains(&mem), "guest sees {mem} MiB for mem_mib 512");
 
     // Timeout kills the whole process tree, including a background child.
     let t = rt

@@ -173,6 +173,7 @@ impl Runtime {
             size_bytes: built.size_bytes,
             package_count: built.package_count,
             kernel_release: self.boot_assets().and_then(|b| b.kernel_release),
+            installed_packages: None,
         }
     }
 
@@ -190,7 +191,14 @@ impl Runtime {
             .iter()
             .find(|e| e.name == name)
             .ok_or_else(|| PyroError::invalid(format!("unknown environment '{name}'")))?;
-        Ok(self.env_info(entry))
+        let mut info = self.env_info(entry);
+        if info.installed {
+            let list = self.env_dir(name).join("packages.txt");
+            info.installed_packages = fs::read_to_string(&list).ok().map(|text| {
+                text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+            });
+        }
+        Ok(info)
     }
 
     /// Where the static guest agent is: `$PYRO_GUEST_AGENT`, the cache, or next to this

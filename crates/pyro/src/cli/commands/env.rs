@@ -76,5 +76,11 @@ fn details(w: &mut dyn Write, heading: &str, e: &EnvironmentInfo) -> io::Result<
     if let Some(kernel) = &e.kernel_release {
         writeln!(w, "Guest kernel: {kernel}")?;
     }
+    if let Some(packages) = &e.installed_packages {
+        writeln!(w, "Packages:")?;
+        for p in packages {
+            writeln!(w, "  {p}")?;
+        }
+    }
     Ok(())
 }
