@@ -58,6 +58,7 @@ mod error;
 mod exec;
 mod files;
 pub mod paths;
+pub mod secrets;
 mod serve;
 pub mod sys;
 
@@ -74,7 +75,7 @@ use std::time::Duration;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
-pub const CAPABILITIES: &[&str] = &["exec", "files", "tar"];
+pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets"];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +188,18 @@ impl Sandbox {
                 let bytes = decode(&data_b64, "data_b64")?;
                 Response::Imported { stats: files::import(dir, &dest, replace, &bytes)? }
             }
+            Request::InstallSecrets { secrets } => match self.mode {
+                SandboxMode::Guest => {
+                    secrets::install(Path::new(pyro_protocol::SECRETS_DIR), &secrets)?;
+                    Response::Done
+                }
+                SandboxMode::HostCompat => {
+                    return Err(SandboxError::Unsupported(
+                        "workspace secrets require guest execution and are unavailable in host_compat mode"
+                            .to_owned(),
+                    ))
+                }
+            },
             Request::Sync => {
                 sys::sync_all();
                 Response::Done
@@ -294,7 +307,8 @@ mod tests {
             Response::Hello { agent_version, protocol, capabilities, kernel_release } => {
                 assert_eq!(agent_version, env!("CARGO_PKG_VERSION"));
                 assert_eq!(protocol, PROTOCOL_VERSION);
-                assert_eq!(capabilities, ["exec", "files", "tar"]);
+                assert_eq!(capabilities, CAPABILITIES);
+                assert!(capabilities.iter().any(|c| c == "secrets"));
                 assert!(!kernel_release.is_empty() && kernel_release != "unknown");
             }
             other => panic!("{other:?}"),

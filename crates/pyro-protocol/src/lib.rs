@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 0);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 1);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -46,6 +46,9 @@ pub fn agent_port_name(index: usize) -> String {
 
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
+
+/// Guest directory holding the installed secrets (on the `/run` tmpfs).
+pub const SECRETS_DIR: &str = "/run/pyro-secrets";
 
 /// A request frame: an id plus the operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +126,15 @@ pub enum Request {
         replace: bool,
         /// Archive bytes, base64 (plain tar).
         data_b64: String,
+    },
+    /// Replace every secret file: wipe the guest's secrets directory
+    /// (`/run/pyro-secrets`, a tmpfs, never on the workspace disk) and write one file
+    /// per entry, `<dir>/<NAME>` with mode 0400. An empty map leaves the directory
+    /// empty. Guest mode only; `host_compat` answers [`ErrorKind::Unsupported`].
+    /// Since protocol 1.1.
+    InstallSecrets {
+        /// Secret name (`[A-Za-z_][A-Za-z0-9_]{0,63}`) to value, base64.
+        secrets: BTreeMap<String, String>,
     },
     /// Flush guest file systems to their disks.
     Sync,

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod environments;
 mod error;
 pub mod patch;
+mod secrets;
 mod seed;
 pub mod state;
 pub mod validate;

@@ -3,7 +3,7 @@
 use super::agent::{self, b64, lossy, unb64, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
-use super::{diff, patch, seed, validate, Runtime};
+use super::{diff, patch, secrets, seed, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -239,16 +239,11 @@ impl Runtime {
         let labels = p.labels.clone().unwrap_or_default();
         validate::labels(&labels)?;
         super::environments::EnvironmentCatalog::require_known(&p.environment)?;
-        if p.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(PyroError::Unsupported {
-                backend: "this pyro build".into(),
-                operation: "workspace secrets".into(),
-                hint: String::new(),
-            });
-        }
+        let prepared_secrets = secrets::prepare(p.secrets.as_deref().unwrap_or_default())?;
         let seed = p.seed_path.as_deref().map(seed::prepare).transpose()?;
         self.reap_expired_workspaces();
         let backend_kind = self.choose_backend(p.allow_host_compat)?;
+        secrets::refuse_on_host(&prepared_secrets, backend_kind)?;
         if backend_kind == BackendKind::HostCompat && p.network_policy != NetworkPolicy::Off {
             return Err(PyroError::InvalidArgument(
                 "workspace network_policy requires guest networking and is unavailable for host_compat workspaces"
@@ -296,10 +291,12 @@ impl Runtime {
             metadata: BTreeMap::new(),
         };
         let result = (|| -> Result<()> {
+            rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
             let info = backend.create(&self.spec(&dir, &rec))?;
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
+            self.install_secrets(&dir, &rec, ch.as_mut())?;
             if let Some(seed) = &seed {
                 let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &seed.tar, false)?;
                 rec.workspace_seed = WorkspaceSeed {
@@ -398,13 +395,11 @@ impl Runtime {
     pub fn workspace_exec(&self, p: WorkspaceExecParams) -> Result<WorkspaceExecResult> {
         validate::command(&p.command)?;
         validate::timeout(p.timeout_seconds)?;
-        if p.secret_env.as_ref().is_some_and(|m| !m.is_empty()) {
-            return Err(PyroError::invalid(
-                "secret_env references secrets, but this workspace has no secrets",
-            ));
-        }
         let (dir, rec) = self.load(&p.workspace_id)?;
+        let secret_map = p.secret_env.clone().unwrap_or_default();
+        let env = self.secret_env(&dir, &rec, &secret_map)?;
         self.require_started(&dir, &rec, "workspace_exec")?;
+        let redactor = self.redactor(&dir);
         let sequence = {
             let _lock = WorkspaceLock::acquire(&dir.lock())?;
             let (_, mut rec) = self.load(&p.workspace_id)?;
@@ -414,26 +409,40 @@ impl Runtime {
             seq
         };
         let mut ch = self.channel(&dir, &rec)?;
+        if !secret_map.is_empty() {
+            self.install_secrets(&dir, &rec, ch.as_mut())?;
+        }
         let request = Request::Exec(ExecRequest {
             command: p.command.clone(),
             cwd: WORKSPACE_PATH.into(),
-            env: BTreeMap::new(),
+            env,
             timeout_ms: p.timeout_seconds.saturating_mul(1000),
             max_output_bytes: validate::MAX_OUTPUT_BYTES,
         });
         let out = match ch.call(request, exec_deadline(p.timeout_seconds)) {
             Ok(Response::Exec(out)) => out,
-            Ok(Response::Error { message, .. }) => return Err(PyroError::Sandbox(message)),
-            Ok(other) => return Err(unexpected("exec", &other)),
+            Ok(Response::Error { message, .. }) => {
+                return Err(PyroError::Sandbox(redactor.redact(&message)))
+            }
+            Ok(other) => return Err(redactor.redact_error(unexpected("exec", &other))),
             Err(err) => {
                 drop(ch);
+                let err = redactor.redact_error(err.into());
                 self.note_error(&dir, &p.workspace_id, &err.to_string());
-                return Err(err.into());
+                return Err(err);
             }
         };
         drop(ch);
-        let stdout = lossy(&unb64(&out.stdout_b64)?);
-        let mut stderr = lossy(&unb64(&out.stderr_b64)?);
+        let clean = |b64: &str| -> Result<String> {
+            let text = lossy(&unb64(b64)?);
+            Ok(if out.truncated {
+                redactor.redact_truncated(&text)
+            } else {
+                redactor.redact(&text)
+            })
+        };
+        let stdout = clean(&out.stdout_b64)?;
+        let mut stderr = clean(&out.stderr_b64)?;
         if out.timed_out {
             if !stderr.is_empty() && !stderr.ends_with('\n') {
                 stderr.push('\n');
@@ -443,9 +452,10 @@ impl Runtime {
         let mode = execution_mode(rec.backend);
         let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let (_, mut rec) = self.load(&p.workspace_id)?;
+        let logged_command = redactor.redact(&p.command);
         let last = LastCommand {
             sequence,
-            command: p.command.clone(),
+            command: logged_command.clone(),
             cwd: WORKSPACE_PATH.into(),
             exit_code: out.exit_code,
             duration_ms: out.duration_ms,
@@ -453,7 +463,7 @@ impl Runtime {
         };
         let entry = CommandLogEntry {
             sequence,
-            command: p.command.clone(),
+            command: logged_command,
             cwd: WORKSPACE_PATH.into(),
             exit_code: out.exit_code,
             duration_ms: out.duration_ms,
@@ -541,6 +551,10 @@ impl Runtime {
         if !backend.is_running(&dir.sandbox()) {
             let info = backend.start(&self.spec(&dir, &rec))?;
             Self::apply_info(&mut rec, info);
+        }
+        if !rec.secrets.is_empty() {
+            let mut ch = backend.connect(&dir.sandbox())?;
+            self.install_secrets(&dir, &rec, ch.as_mut())?;
         }
         rec.desired_running = true;
         rec.last_error = None;
@@ -934,6 +948,7 @@ impl Runtime {
             Self::apply_info(&mut rec, info);
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;
+            self.install_secrets(&dir, &rec, ch.as_mut())?;
             Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &archive, true)
         })();
         let stats = match result {
