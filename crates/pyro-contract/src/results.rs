@@ -490,6 +490,49 @@ pub struct ExportResult {
     pub execution_mode: ExecutionMode,
 }
 
+/// Result of `workspace_disk_export`: the stopped workspace's root disk as a raw image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiskExportResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Host path written (a raw ext4 image).
+    pub output_path: String,
+    /// Always `ext4`.
+    pub disk_format: String,
+    /// Size of the image file.
+    pub bytes_written: u64,
+}
+
+/// Result of `workspace_disk_list` (read offline from the stopped workspace's disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiskListResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Listed guest path (absolute).
+    pub path: String,
+    /// Whether subdirectories were walked.
+    pub recursive: bool,
+    /// Entries: direct children sorted by path, or pre-order when recursive.
+    pub entries: Vec<FileEntry>,
+}
+
+/// Result of `workspace_disk_read` (read offline from the stopped workspace's disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DiskReadResult {
+    /// Guest path (absolute).
+    pub path: String,
+    /// Full file size.
+    pub size_bytes: u64,
+    /// Limit applied.
+    pub max_bytes: u64,
+    /// The first `max_bytes` bytes (UTF-8, invalid bytes replaced).
+    pub content: String,
+    /// The file is larger than `max_bytes`.
+    pub truncated: bool,
+    /// Workspace id.
+    pub workspace_id: String,
+}
+
 /// Details of a sync push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncInfo {

@@ -204,6 +204,20 @@ impl Pyro {
     }
 }
 
+/// Stopped-workspace disk tools (`workspace-full`): the root disk read offline,
+/// without booting the guest.
+impl Pyro {
+    by_params! {
+        /// Copy a stopped workspace's root disk to a new host file (raw ext4 image).
+        workspace_disk_export(WorkspaceDiskExportParams) -> DiskExportResult;
+        /// List a path of a stopped workspace's disk (relative paths are under
+        /// /workspace; absolute paths may name anything in the guest).
+        workspace_disk_list(WorkspaceFileListParams) -> DiskListResult;
+        /// Read a regular file from a stopped workspace's disk.
+        workspace_disk_read(WorkspaceFileReadParams) -> DiskReadResult;
+    }
+}
+
 /// Build an MCP server for `profile` with a runtime configured from the environment.
 pub fn create_server(profile: Profile) -> PyroMcpServer {
     Pyro::from_env().create_server(profile)

@@ -177,4 +177,15 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Connect to the agent of a running sandbox.
     fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError>;
+
+    /// Write the root disk of the stopped sandbox in `dir` to `output` as a raw file
+    /// system image (`output` must not exist yet). Backends without a disk image (the
+    /// default) answer [`BackendError::Unsupported`].
+    fn export_raw_disk(&self, dir: &Path, output: &Path) -> Result<(), BackendError> {
+        let _ = (dir, output);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "exporting the root disk".into(),
+        })
+    }
 }

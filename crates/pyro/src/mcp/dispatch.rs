@@ -149,17 +149,10 @@ pub async fn call_tool(
             to_value(pyro.workspace_delete(id_of(name, a, "workspace_id")?).await)
         }
         "workspace_disk_export" => {
-            let p: WorkspaceDiskExportParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "workspace_disk_export").await)
+            to_value(pyro.workspace_disk_export(parse(name, profile, a)?).await)
         }
-        "workspace_disk_list" => {
-            let p: WorkspaceFileListParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "workspace_disk_list").await)
-        }
-        "workspace_disk_read" => {
-            let p: WorkspaceFileReadParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "workspace_disk_read").await)
-        }
+        "workspace_disk_list" => to_value(pyro.workspace_disk_list(parse(name, profile, a)?).await),
+        "workspace_disk_read" => to_value(pyro.workspace_disk_read(parse(name, profile, a)?).await),
         "shell_open" => {
             let p: ShellOpenParams = parse(name, profile, a)?;
             to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)

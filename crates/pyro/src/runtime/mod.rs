@@ -6,6 +6,7 @@
 
 mod agent;
 pub mod diff;
+mod disk;
 pub mod doctor;
 pub mod environments;
 mod error;

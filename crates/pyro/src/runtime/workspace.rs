@@ -92,7 +92,7 @@ impl Runtime {
     }
 
     /// Load a workspace, enforcing its TTL.
-    fn load(&self, id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
+    pub(super) fn load(&self, id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
         if !state::is_valid_id(id) {
             return Err(PyroError::UnknownWorkspace(id.to_string()));
         }

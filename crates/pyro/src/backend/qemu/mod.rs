@@ -29,6 +29,7 @@ pub mod assets;
 mod boot;
 pub mod channel;
 pub mod console;
+pub mod disk;
 pub mod launch;
 pub mod layout;
 mod process;
@@ -356,5 +357,9 @@ impl Backend for QemuBackend {
 
     fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError> {
         Ok(Box::new(self.connect_channel(dir)?))
+    }
+
+    fn export_raw_disk(&self, dir: &Path, output: &Path) -> Result<(), BackendError> {
+        disk::export_raw(&SandboxPaths::new(dir)?, output)
     }
 }

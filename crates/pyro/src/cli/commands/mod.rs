@@ -2,6 +2,7 @@
 //! prints the result.
 
 mod demo;
+mod disk;
 mod doctor;
 mod env;
 mod files;

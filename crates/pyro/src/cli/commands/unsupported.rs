@@ -1,18 +1,14 @@
-//! `pyro workspace {disk, shell, service} ...`: parsed and validated in full, then
+//! `pyro workspace {shell, service} ...`: parsed and validated in full, then
 //! handed to [`Pyro::not_yet`], which answers with a clear "not supported" error (exit
 //! 1) until the library implements them. When it does, only the calls here change.
 
-use super::files;
-use crate::cli::args::{
-    DiskCommand, ServiceCommand, ServiceStartArgs, ShellCommand, ShellOpenArgs,
-};
+use crate::cli::args::{ServiceCommand, ServiceStartArgs, ShellCommand, ShellOpenArgs};
 use crate::cli::error::{CliError, ExitCode};
 use crate::cli::output;
 use crate::cli::parse;
 use pyro::params::{
     ServiceIdParams, ServiceLogsParams, ServiceStartParams, ShellIdParams, ShellOpenParams,
-    ShellReadParams, ShellSignalParams, ShellWriteParams, WorkspaceDiskExportParams,
-    WorkspaceFileListParams, WorkspaceIdParams,
+    ShellReadParams, ShellSignalParams, ShellWriteParams, WorkspaceIdParams,
 };
 use pyro::Pyro;
 use std::fmt::Debug;
@@ -39,33 +35,6 @@ async fn call<P: Debug>(
         output::stdout_text(&format!("{text}\n"))?;
     }
     Ok(value)
-}
-
-/// `workspace disk ...`.
-pub async fn disk(pyro: &Pyro, cmd: DiskCommand) -> Result<ExitCode, CliError> {
-    match cmd {
-        DiskCommand::Export(a) => {
-            let params = WorkspaceDiskExportParams {
-                workspace_id: a.workspace_id.clone(),
-                output_path: parse::absolute(&a.output)?.display().to_string(),
-            };
-            call(pyro, a.out.json, "workspace_disk_export", &a.workspace_id, &params).await?;
-        }
-        DiskCommand::List(a) => {
-            let params = WorkspaceFileListParams {
-                workspace_id: a.workspace_id.clone(),
-                path: a.path,
-                recursive: a.recursive,
-            };
-            call(pyro, a.out.json, "workspace_disk_list", &a.workspace_id, &params).await?;
-        }
-        DiskCommand::Read(a) => {
-            let params = files::read_params(&a);
-            let json = a.out.json && !a.content_only;
-            call(pyro, json, "workspace_disk_read", &a.workspace_id, &params).await?;
-        }
-    }
-    Ok(ExitCode::Success)
 }
 
 /// Stage two of `shell open`.

@@ -1,8 +1,8 @@
 //! `pyro workspace ...`: lifecycle, exec, history, snapshots and reset. Files, diff,
-//! export and sync are in [`super::files`]; shells, services and disk tools in
-//! [`super::unsupported`].
+//! export and sync are in [`super::files`]; disk tools in [`super::disk`]; shells and
+//! services in [`super::unsupported`].
 
-use super::{files, unsupported};
+use super::{disk, files, unsupported};
 use crate::cli::args::{
     SnapshotCommand, WorkspaceCommand, WorkspaceCreateArgs, WorkspaceExecArgs, WorkspaceUpdateArgs,
 };
@@ -80,7 +80,7 @@ pub async fn run(pyro: &Pyro, cmd: WorkspaceCommand) -> Result<ExitCode, CliErro
         WorkspaceCommand::Diff(a) => files::diff(pyro, a).await,
         WorkspaceCommand::File(cmd) => files::file(pyro, cmd).await,
         WorkspaceCommand::Patch(cmd) => files::patch(pyro, cmd).await,
-        WorkspaceCommand::Disk(cmd) => unsupported::disk(pyro, cmd).await,
+        WorkspaceCommand::Disk(cmd) => disk::run(pyro, cmd).await,
         WorkspaceCommand::Shell(cmd) => unsupported::shell(pyro, cmd).await,
         WorkspaceCommand::Service(cmd) => unsupported::service(pyro, cmd).await,
     }
