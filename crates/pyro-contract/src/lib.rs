@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod openai;
 pub mod params;
 mod profile;
 pub mod results;

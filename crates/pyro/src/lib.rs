@@ -18,6 +18,6 @@ pub mod runtime;
 mod sdk;
 
 pub use mcp::PyroMcpServer;
-pub use pyro_contract::{params, results, Profile};
+pub use pyro_contract::{openai, params, results, Profile};
 pub use runtime::{PyroError, Runtime, RuntimeConfig};
 pub use sdk::{create_server, Pyro};
