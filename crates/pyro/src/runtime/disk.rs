@@ -540,7 +540,7 @@ impl Runtime {
             path,
             size_bytes: node.size,
             max_bytes: p.max_bytes,
-            content: String::from_utf8_lossy(&data).into_owned(),
+            content: self.redactor(&dir).redact(&String::from_utf8_lossy(&data)),
             truncated: node.size > p.max_bytes,
             workspace_id: p.workspace_id,
         })

@@ -42,10 +42,18 @@ pub struct NetworkInfo {
     pub gateway_ip: Option<String>,
     /// DNS server.
     pub dns_servers: Vec<String>,
-    /// Whether outbound connections should work.
+    /// Whether outbound connections should work (the network is on and the VM runs).
     pub outbound_connectivity_expected: bool,
-    /// Explanation when there is no network.
+    /// Explanation when there is no network, or it is not up yet.
     pub reason: Option<String>,
+    /// How the guest is networked: `user` (QEMU user-mode networking), or null.
+    pub network_mode: Option<String>,
+    /// Host TAP device; always null (user-mode networking needs none).
+    pub tap_name: Option<String>,
+    /// The guest's subnet.
+    pub subnet_cidr: Option<String>,
+    /// The guest NIC's MAC address.
+    pub mac_address: Option<String>,
 }
 
 /// Result of `vm_reap_expired`.
@@ -311,18 +319,49 @@ impl Runtime {
         Ok(entry.record)
     }
 
-    /// Show a VM's network.
+    /// Show a VM's network: what the guest was (or will be) given, and whether it is up.
     pub fn vm_network_info(&self, vm_id: &str) -> Result<NetworkInfo> {
+        use crate::backend::qemu::usernet;
+        let record = self.vm_status(vm_id)?;
         let entry = self.vm_get(vm_id)?;
-        let on = entry.record.network_enabled;
+        let on = record.network_enabled && entry.backend == BackendKind::Qemu;
+        if !on {
+            return Ok(NetworkInfo {
+                vm_id: vm_id.into(),
+                network_enabled: false,
+                guest_ip: None,
+                gateway_ip: None,
+                dns_servers: vec![],
+                outbound_connectivity_expected: false,
+                reason: Some("network configuration is unavailable for this VM".to_string()),
+                network_mode: None,
+                tap_name: None,
+                subnet_cidr: None,
+                mac_address: None,
+            });
+        }
+        let up = record.state == VmState::Started;
+        let state = match record.state {
+            VmState::Created => "created",
+            VmState::Started => "started",
+            VmState::Stopped => "stopped",
+        };
         Ok(NetworkInfo {
             vm_id: vm_id.into(),
-            network_enabled: on,
-            guest_ip: on.then(|| "10.0.2.15".to_string()),
-            gateway_ip: on.then(|| "10.0.2.2".to_string()),
-            dns_servers: if on { vec!["10.0.2.3".into()] } else { vec![] },
-            outbound_connectivity_expected: on,
-            reason: (!on).then(|| "network configuration is unavailable for this VM".to_string()),
+            network_enabled: true,
+            guest_ip: Some(record.guest_ip.unwrap_or_else(|| usernet::GUEST_IP.to_string())),
+            gateway_ip: Some(usernet::GATEWAY_IP.to_string()),
+            dns_servers: vec![usernet::DNS_SERVER.to_string()],
+            outbound_connectivity_expected: up,
+            reason: (!up).then(|| {
+                format!(
+                    "the VM is not running (state '{state}'); its network is up only while it runs"
+                )
+            }),
+            network_mode: Some(usernet::MODE.to_string()),
+            tap_name: None,
+            subnet_cidr: Some(usernet::SUBNET_CIDR.to_string()),
+            mac_address: Some(usernet::GUEST_MAC.to_string()),
         })
     }
 

@@ -246,7 +246,8 @@ impl Runtime {
         secrets::refuse_on_host(&prepared_secrets, backend_kind)?;
         if backend_kind == BackendKind::HostCompat && p.network_policy != NetworkPolicy::Off {
             return Err(PyroError::InvalidArgument(
-                "workspace network_policy requires guest networking and is unavailable for host_compat workspaces"
+                "workspace network_policy requires guest networking and is unavailable for this workspace: \
+                 it would run in host_compat mode on the host, without a guest network"
                     .into(),
             ));
         }
@@ -611,7 +612,7 @@ impl Runtime {
                 path,
                 size_bytes,
                 max_bytes: p.max_bytes,
-                content: lossy(&unb64(&data_b64)?),
+                content: self.redactor(&dir).redact(&lossy(&unb64(&data_b64)?)),
                 truncated,
                 execution_mode: execution_mode(rec.backend),
             }),
@@ -733,12 +734,17 @@ impl Runtime {
             path: dir.baseline(),
             message: e.to_string(),
         })?;
+        let redactor = self.redactor(&dir);
+        let mut entries = d.entries;
+        for e in &mut entries {
+            e.text_patch = e.text_patch.as_deref().map(|t| redactor.redact(t));
+        }
         Ok(DiffResult {
             workspace_id: workspace_id.into(),
             changed: d.changed,
             summary: d.summary,
-            entries: d.entries,
-            patch: d.patch,
+            entries,
+            patch: redactor.redact(&d.patch),
         })
     }
 

@@ -35,6 +35,7 @@ pub mod layout;
 mod process;
 pub mod qmp;
 pub mod record;
+pub mod usernet;
 
 pub use accel::detect_accel;
 pub use boot::{boot_timeout, BOOT_TIMEOUT_ENV, DEFAULT_BOOT_TIMEOUT};
