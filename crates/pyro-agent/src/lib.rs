@@ -60,6 +60,7 @@ mod files;
 pub mod paths;
 pub mod secrets;
 mod serve;
+pub mod services;
 pub mod sys;
 
 pub use error::SandboxError;
@@ -75,7 +76,7 @@ use std::time::Duration;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
-pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets"];
+pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets", "services"];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,7 @@ pub struct Sandbox {
     workspace_dir: PathBuf,
     mode: SandboxMode,
     power_off: bool,
+    services: services::Services,
 }
 
 impl Sandbox {
@@ -108,7 +110,12 @@ impl Sandbox {
 
     /// A sandbox for use inside the guest (`workspace_dir` is normally `/workspace`).
     pub fn guest(workspace_dir: impl Into<PathBuf>) -> Self {
-        Sandbox { workspace_dir: workspace_dir.into(), mode: SandboxMode::Guest, power_off: true }
+        Sandbox {
+            workspace_dir: workspace_dir.into(),
+            mode: SandboxMode::Guest,
+            power_off: true,
+            services: services::Services::default(),
+        }
     }
 
     /// A sandbox for the host's `host_compat` backend over a host directory.
@@ -117,6 +124,7 @@ impl Sandbox {
             workspace_dir: workspace_dir.into(),
             mode: SandboxMode::HostCompat,
             power_off: false,
+            services: services::Services::default(),
         }
     }
 
@@ -212,6 +220,22 @@ impl Sandbox {
                 SandboxMode::HostCompat => {
                     return Err(SandboxError::Unsupported(
                         "shutdown is not supported in host_compat mode".to_owned(),
+                    ))
+                }
+            },
+            request @ (Request::ServiceStart(_)
+            | Request::ServiceStatus { .. }
+            | Request::ServiceList
+            | Request::ServiceLogs { .. }
+            | Request::ServiceStop { .. }
+            | Request::ServiceStopAll) => match self.mode {
+                SandboxMode::Guest => self.services.handle(request, &self.workspace_dir, |cwd| {
+                    self.host_compat_cwd(cwd)
+                }),
+                SandboxMode::HostCompat => {
+                    return Err(SandboxError::Unsupported(
+                        "services require guest execution and are unavailable in host_compat mode"
+                            .to_owned(),
                     ))
                 }
             },

@@ -655,3 +655,69 @@ pub struct ServiceLogsParams {
     #[serde(default)]
     pub all: bool,
 }
+
+impl ServiceStartParams {
+    /// Defaults for everything but the workspace, name and command: cwd `/workspace`,
+    /// no readiness probe (ready at once), 30 s / 500 ms, no secrets, no ports.
+    pub fn new(
+        workspace_id: impl Into<String>,
+        service_name: impl Into<String>,
+        command: impl Into<String>,
+    ) -> Self {
+        ServiceStartParams {
+            workspace_id: workspace_id.into(),
+            service_name: service_name.into(),
+            command: command.into(),
+            cwd: WORKSPACE_PATH.to_string(),
+            ready_file: None,
+            ready_tcp: None,
+            ready_http: None,
+            ready_command: None,
+            ready_timeout_seconds: d_ready_timeout(),
+            ready_interval_ms: d_ready_interval(),
+            secret_env: None,
+            published_ports: None,
+        }
+    }
+
+    /// Use `readiness` as the only readiness probe (the SDK's `readiness` argument).
+    pub fn with_readiness(mut self, readiness: crate::results::ServiceReadiness) -> Self {
+        use crate::results::ServiceReadiness as R;
+        (self.ready_file, self.ready_tcp, self.ready_http, self.ready_command) =
+            (None, None, None, None);
+        match readiness {
+            R::File { path } => self.ready_file = Some(path),
+            R::Tcp { address } => self.ready_tcp = Some(address),
+            R::Http { url } => self.ready_http = Some(url),
+            R::Command { command } => self.ready_command = Some(command),
+        }
+        self
+    }
+
+    /// The readiness probe these parameters ask for; when several `ready_*` fields are
+    /// set, the first of file, tcp, http, command wins (as documented for MCP).
+    pub fn readiness(&self) -> Option<crate::results::ServiceReadiness> {
+        use crate::results::ServiceReadiness as R;
+        if let Some(path) = &self.ready_file {
+            Some(R::File { path: path.clone() })
+        } else if let Some(address) = &self.ready_tcp {
+            Some(R::Tcp { address: address.clone() })
+        } else if let Some(url) = &self.ready_http {
+            Some(R::Http { url: url.clone() })
+        } else {
+            self.ready_command.as_ref().map(|command| R::Command { command: command.clone() })
+        }
+    }
+}
+
+impl ServiceLogsParams {
+    /// The last 200 lines of each stream of a service.
+    pub fn new(workspace_id: impl Into<String>, service_name: impl Into<String>) -> Self {
+        ServiceLogsParams {
+            workspace_id: workspace_id.into(),
+            service_name: service_name.into(),
+            tail_lines: d_tail_lines(),
+            all: false,
+        }
+    }
+}

@@ -649,3 +649,120 @@ pub struct EnvironmentInfo {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub installed_packages: Option<Vec<String>>,
 }
+
+/// Lifecycle state of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// The process runs (it became ready).
+    Running,
+    /// The process ended on its own after it was ready.
+    Exited,
+    /// Stopped by `service_stop`.
+    Stopped,
+    /// Never became ready, or a published port could not be set up.
+    Failed,
+}
+
+/// When a service counts as ready, normalized. Addresses and URLs are reached from
+/// inside the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServiceReadiness {
+    /// This path exists (normalized to `/workspace/...`).
+    File {
+        /// Absolute guest path under `/workspace`.
+        path: String,
+    },
+    /// `HOST:PORT` accepts TCP connections.
+    Tcp {
+        /// `HOST:PORT`.
+        address: String,
+    },
+    /// `GET url` answers 2xx or 3xx.
+    Http {
+        /// An `http://` URL.
+        url: String,
+    },
+    /// The command exits 0 (`/bin/sh -lc`, in the service's cwd).
+    Command {
+        /// Shell command.
+        command: String,
+    },
+}
+
+/// A guest port published on the host's loopback address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PublishedPort {
+    /// Always `127.0.0.1`.
+    pub host: String,
+    /// Port on the host.
+    pub host_port: u16,
+    /// Port in the guest.
+    pub guest_port: u16,
+    /// Always `tcp`.
+    pub protocol: String,
+}
+
+/// A service: a named long-running process in a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Service {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// `running`, `exited`, `stopped` or `failed`.
+    pub state: ServiceState,
+    /// The command as given.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Start time, seconds since the epoch (guest clock).
+    pub started_at: f64,
+    /// End time, once it ended.
+    pub ended_at: Option<f64>,
+    /// Exit code, once it ended (128 + N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// Pid (and process group id) of the service's shell in the guest.
+    pub pid: Option<u32>,
+    /// Where it runs.
+    pub execution_mode: ExecutionMode,
+    /// The readiness probe, if any.
+    pub readiness: Option<ServiceReadiness>,
+    /// When it became ready.
+    pub ready_at: Option<f64>,
+    /// Why it ended: `process_exited_before_ready`, `readiness_timeout`, `sigterm`,
+    /// `sigkill` or `published_port_failed`.
+    pub stop_reason: Option<String>,
+    /// Ports published on the host's 127.0.0.1 while it runs.
+    pub published_ports: Vec<PublishedPort>,
+}
+
+/// Result of `service_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceList {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Number of services.
+    pub count: u64,
+    /// Number of running services.
+    pub running_count: u64,
+    /// Services sorted by name.
+    pub services: Vec<Service>,
+}
+
+/// Result of `service_logs`: the service plus its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceLogsResult {
+    /// The service.
+    #[serde(flatten)]
+    pub service: Service,
+    /// Standard output (secrets redacted).
+    pub stdout: String,
+    /// Standard error (secrets redacted).
+    pub stderr: String,
+    /// Lines per stream asked for; `null` with `all`.
+    pub tail_lines: Option<u64>,
+    /// Lines (or bytes beyond 1 MiB per stream) were left out.
+    pub truncated: bool,
+}

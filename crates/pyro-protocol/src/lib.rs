@@ -28,8 +28,11 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod services;
+pub use services::*;
+
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 1);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 3);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -140,6 +143,38 @@ pub enum Request {
     Sync,
     /// Flush and power the guest off. The agent answers before powering off.
     Shutdown,
+    /// Start a named service and wait until it is ready, exited or timed out (see
+    /// [`ServiceStartRequest`]). A service of the same name may be replaced only when it
+    /// is not running. Guest mode only. Answer: [`Response::Service`]. Since 1.3.
+    ServiceStart(ServiceStartRequest),
+    /// One service's record (refreshed). Answer: [`Response::Service`]. Since 1.3.
+    ServiceStatus {
+        /// Service name.
+        name: String,
+    },
+    /// Every service's record, sorted by name. Answer: [`Response::Services`]. Since 1.3.
+    ServiceList,
+    /// A service's record and output. Answer: [`Response::ServiceLogs`]. Since 1.3.
+    ServiceLogs {
+        /// Service name.
+        name: String,
+        /// Last N lines of each stream; `None` for everything (up to the size cap).
+        tail_lines: Option<u64>,
+    },
+    /// Stop a running service: SIGTERM to its process group, SIGKILL after 5 s. A
+    /// service that is not running is returned unchanged. Answer: [`Response::Service`].
+    /// Since 1.3.
+    ServiceStop {
+        /// Service name.
+        name: String,
+        /// When set, the service ends `failed` with this stop reason (e.g.
+        /// `published_port_failed`) instead of `stopped`.
+        #[serde(default)]
+        fail_reason: Option<String>,
+    },
+    /// Stop every running service at once (before the guest is shut down). Answer:
+    /// [`Response::Services`]. Since 1.3.
+    ServiceStopAll,
 }
 
 /// How to run a command.
@@ -285,6 +320,18 @@ pub enum Response {
     },
     /// Success without data (delete, sync, shutdown).
     Done,
+    /// Answer to [`Request::ServiceStart`], `ServiceStatus` and `ServiceStop`. Since 1.3.
+    Service {
+        /// The service.
+        service: ServiceRecord,
+    },
+    /// Answer to [`Request::ServiceList`] and `ServiceStopAll`. Since 1.3.
+    Services {
+        /// Services sorted by name.
+        services: Vec<ServiceRecord>,
+    },
+    /// Answer to [`Request::ServiceLogs`]. Since 1.3.
+    ServiceLogs(ServiceLogs),
     /// Failure.
     Error {
         /// Category.

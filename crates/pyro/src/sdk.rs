@@ -218,6 +218,41 @@ impl Pyro {
     }
 }
 
+/// Services (`workspace-full`): named long-running processes in the guest that outlive
+/// the calling process, with readiness probes and ports published on 127.0.0.1.
+///
+/// ```no_run
+/// use pyro::params::{PublishedPortInput, ServiceStartParams};
+/// use pyro::results::{ServiceReadiness, ServiceState};
+///
+/// # async fn demo(pyro: pyro::Pyro, workspace_id: String) -> Result<(), pyro::PyroError> {
+/// let mut start = ServiceStartParams::new(&workspace_id, "web", "python3 -m http.server 8080")
+///     .with_readiness(ServiceReadiness::Http { url: "http://127.0.0.1:8080/".into() });
+/// start.published_ports = Some(vec![PublishedPortInput { guest_port: 8080, host_port: None }]);
+/// let web = pyro.service_start(start).await?;
+/// assert_eq!(web.state, ServiceState::Running);
+/// println!("http://127.0.0.1:{}/", web.published_ports[0].host_port);
+/// # Ok(()) }
+/// ```
+impl Pyro {
+    by_params! {
+        /// Start a service and wait until it is ready (a `failed` service when it exits
+        /// first or times out; not an error).
+        service_start(ServiceStartParams) -> Service;
+        /// Show one service.
+        service_status(ServiceIdParams) -> Service;
+        /// A service's stdout and stderr (last `tail_lines` lines, or all).
+        service_logs(ServiceLogsParams) -> ServiceLogsResult;
+        /// Stop a service and its whole process group.
+        service_stop(ServiceIdParams) -> Service;
+    }
+
+    by_id! {
+        /// List a workspace's services.
+        service_list -> ServiceList;
+    }
+}
+
 /// Build an MCP server for `profile` with a runtime configured from the environment.
 pub fn create_server(profile: Profile) -> PyroMcpServer {
     Pyro::from_env().create_server(profile)

@@ -178,6 +178,39 @@ pub trait Backend: Send + Sync + Debug {
     /// Connect to the agent of a running sandbox.
     fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError>;
 
+    /// Forward TCP `127.0.0.1:<host_port>` on the host (a free port of at least 1025 when
+    /// `None`) to `guest_port` in the running sandbox; returns the host port. Forwards
+    /// end with the sandbox. Backends without a guest network (the default) answer
+    /// [`BackendError::Unsupported`].
+    fn publish_port(
+        &self,
+        dir: &Path,
+        host_port: Option<u16>,
+        guest_port: u16,
+    ) -> Result<u16, BackendError> {
+        let _ = (dir, host_port, guest_port);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "published ports".into(),
+        })
+    }
+
+    /// Remove the forward of host port `host_port` made by [`Backend::publish_port`].
+    fn unpublish_port(&self, dir: &Path, host_port: u16) -> Result<(), BackendError> {
+        let _ = (dir, host_port);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "published ports".into(),
+        })
+    }
+
+    /// The forwards the running sandbox has now, as `(host_port, guest_port)` pairs.
+    /// The default (no guest network) is none.
+    fn published_ports(&self, dir: &Path) -> Result<Vec<(u16, u16)>, BackendError> {
+        let _ = dir;
+        Ok(Vec::new())
+    }
+
     /// Write the root disk of the stopped sandbox in `dir` to `output` as a raw file
     /// system image (`output` must not exist yet). Backends without a disk image (the
     /// default) answer [`BackendError::Unsupported`].

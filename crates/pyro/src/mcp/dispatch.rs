@@ -173,19 +173,11 @@ pub async fn call_tool(
             let p: ShellIdParams = parse(name, profile, a)?;
             to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
         }
-        "service_start" => {
-            let p: ServiceStartParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "services").await)
-        }
-        "service_list" => to_value(pyro.not_yet(id_of(name, a, "workspace_id")?, "services").await),
-        "service_status" | "service_stop" => {
-            let p: ServiceIdParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "services").await)
-        }
-        "service_logs" => {
-            let p: ServiceLogsParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "services").await)
-        }
+        "service_start" => to_value(pyro.service_start(parse(name, profile, a)?).await),
+        "service_list" => to_value(pyro.service_list(id_of(name, a, "workspace_id")?).await),
+        "service_status" => to_value(pyro.service_status(parse(name, profile, a)?).await),
+        "service_logs" => to_value(pyro.service_logs(parse(name, profile, a)?).await),
+        "service_stop" => to_value(pyro.service_stop(parse(name, profile, a)?).await),
         other => Err(ToolCallError(format!("Unknown tool: {other}"))),
     }
 }

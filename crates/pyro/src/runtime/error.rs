@@ -24,6 +24,14 @@ pub enum PyroError {
         /// Snapshot.
         name: String,
     },
+    /// No service with this name in the workspace.
+    #[error("service '{name}' does not exist in workspace '{workspace_id}'")]
+    UnknownService {
+        /// Workspace.
+        workspace_id: String,
+        /// Service.
+        name: String,
+    },
     /// The workspace passed its time to live and was deleted.
     #[error("workspace '{0}' expired and was automatically deleted")]
     WorkspaceExpired(String),
@@ -100,7 +108,8 @@ impl PyroError {
             PyroError::InvalidArgument(_) => "invalid_argument",
             PyroError::UnknownWorkspace(_)
             | PyroError::UnknownVm(_)
-            | PyroError::UnknownSnapshot { .. } => "not_found",
+            | PyroError::UnknownSnapshot { .. }
+            | PyroError::UnknownService { .. } => "not_found",
             PyroError::WorkspaceExpired(_) | PyroError::VmExpired(_) => "expired",
             PyroError::WrongState(_) => "wrong_state",
             PyroError::GuestUnavailable { .. } => "guest_unavailable",

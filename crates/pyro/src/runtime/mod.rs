@@ -13,6 +13,7 @@ mod error;
 pub mod patch;
 mod secrets;
 mod seed;
+mod services;
 pub mod state;
 pub mod validate;
 mod vm;

@@ -66,7 +66,7 @@ pub struct SnapshotDeleteResult {
     pub deleted: bool,
 }
 
-fn execution_mode(kind: BackendKind) -> ExecutionMode {
+pub(super) fn execution_mode(kind: BackendKind) -> ExecutionMode {
     match kind {
         BackendKind::Qemu => ExecutionMode::Guest,
         BackendKind::HostCompat => ExecutionMode::HostCompat,
@@ -108,12 +108,17 @@ impl Runtime {
         Ok((dir, rec))
     }
 
-    fn is_running(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> bool {
+    pub(super) fn is_running(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> bool {
         rec.desired_running && self.backend(rec.backend).is_running(&dir.sandbox())
     }
 
     /// Fail unless the workspace runs; explain how to fix it.
-    fn require_started(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord, op: &str) -> Result<()> {
+    pub(super) fn require_started(
+        &self,
+        dir: &WorkspaceDir,
+        rec: &WorkspaceRecord,
+        op: &str,
+    ) -> Result<()> {
         if self.is_running(dir, rec) {
             return Ok(());
         }
@@ -124,12 +129,17 @@ impl Runtime {
         )))
     }
 
-    fn channel(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<Box<dyn AgentChannel>> {
+    pub(super) fn channel(
+        &self,
+        dir: &WorkspaceDir,
+        rec: &WorkspaceRecord,
+    ) -> Result<Box<dyn AgentChannel>> {
         Ok(self.backend(rec.backend).connect(&dir.sandbox())?)
     }
 
     fn to_public(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Workspace {
         let running = self.is_running(dir, rec);
+        let services = self.service_counts(dir, rec);
         let last_error = if rec.desired_running && !running {
             Some(rec.last_error.clone().unwrap_or_else(|| {
                 "the workspace VM is no longer running (it crashed or was killed); start it again"
@@ -166,8 +176,8 @@ impl Runtime {
             last_command: rec.last_command.clone(),
             reset_count: rec.reset_count,
             last_reset_at: rec.last_reset_at,
-            service_count: 0,
-            running_service_count: 0,
+            service_count: services.0,
+            running_service_count: services.1,
             last_error,
             metadata,
         }
@@ -185,7 +195,7 @@ impl Runtime {
         rec.last_error = None;
     }
 
-    fn save(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<()> {
+    pub(super) fn save(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<()> {
         state::write_json(&dir.record(), rec)
     }
 
@@ -535,6 +545,7 @@ impl Runtime {
         let (dir, _) = self.load(workspace_id)?;
         let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let (_, mut rec) = self.load(workspace_id)?;
+        self.stop_all_services(&dir, &rec);
         self.backend(rec.backend).stop(&dir.sandbox())?;
         rec.desired_running = false;
         rec.last_error = None;

@@ -32,6 +32,7 @@ pub mod console;
 pub mod disk;
 pub mod launch;
 pub mod layout;
+pub mod ports;
 mod process;
 pub mod qmp;
 pub mod record;
@@ -358,6 +359,23 @@ impl Backend for QemuBackend {
 
     fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError> {
         Ok(Box::new(self.connect_channel(dir)?))
+    }
+
+    fn publish_port(
+        &self,
+        dir: &Path,
+        host_port: Option<u16>,
+        guest_port: u16,
+    ) -> Result<u16, BackendError> {
+        ports::publish(&SandboxPaths::new(dir)?, host_port, guest_port)
+    }
+
+    fn unpublish_port(&self, dir: &Path, host_port: u16) -> Result<(), BackendError> {
+        ports::unpublish(&SandboxPaths::new(dir)?, host_port)
+    }
+
+    fn published_ports(&self, dir: &Path) -> Result<Vec<(u16, u16)>, BackendError> {
+        ports::list(&SandboxPaths::new(dir)?)
     }
 
     fn export_raw_disk(&self, dir: &Path, output: &Path) -> Result<(), BackendError> {

@@ -8,6 +8,7 @@ mod env;
 mod files;
 mod mcp;
 mod run;
+mod services;
 mod unsupported;
 mod workspace;
 

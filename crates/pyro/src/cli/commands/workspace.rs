@@ -1,8 +1,8 @@
 //! `pyro workspace ...`: lifecycle, exec, history, snapshots and reset. Files, diff,
-//! export and sync are in [`super::files`]; disk tools in [`super::disk`]; shells and
-//! services in [`super::unsupported`].
+//! export and sync are in [`super::files`]; disk tools in [`super::disk`]; shells in
+//! [`super::unsupported`]; services in [`super::services`].
 
-use super::{disk, files, unsupported};
+use super::{disk, files, services, unsupported};
 use crate::cli::args::{
     SnapshotCommand, WorkspaceCommand, WorkspaceCreateArgs, WorkspaceExecArgs, WorkspaceUpdateArgs,
 };
@@ -82,7 +82,7 @@ pub async fn run(pyro: &Pyro, cmd: WorkspaceCommand) -> Result<ExitCode, CliErro
         WorkspaceCommand::Patch(cmd) => files::patch(pyro, cmd).await,
         WorkspaceCommand::Disk(cmd) => disk::run(pyro, cmd).await,
         WorkspaceCommand::Shell(cmd) => unsupported::shell(pyro, cmd).await,
-        WorkspaceCommand::Service(cmd) => unsupported::service(pyro, cmd).await,
+        WorkspaceCommand::Service(cmd) => services::service(pyro, cmd).await,
     }
 }
 
