@@ -94,6 +94,11 @@ fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
     let ws = rt
         .workspace_create(WorkspaceCreateParams {
             network_policy: NetworkPolicy::EgressPublishedPorts,
+            secrets: Some(vec![SecretInput {
+                name: "API_TOKEN".into(),
+                value: Some("tok-7f3a9c-very-secret".into()),
+                file_path: None,
+            }]),
             ..WorkspaceCreateParams::new("debian:12")
         })
         .expect("create");
@@ -181,18 +186,22 @@ fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
     );
     assert_eq!(left, "checked\n", "processes left behind by the readiness timeout");
 
-    // 5. Logs: tail and all.
-    let counter = ServiceStartParams::new(
+    // 5. Logs: tail and all; a mapped secret is redacted.
+    let mut counter = ServiceStartParams::new(
         &ws,
         "counter",
-        "for i in 1 2 3 4 5; do echo line$i; done; echo err-line >&2; exec sleep 300",
+        "for i in 1 2 3 4 5; do echo line$i; done; echo \"err-line $TOKEN\" >&2; exec sleep 300",
     );
+    counter.secret_env = Some([("API_TOKEN".to_string(), "TOKEN".to_string())].into());
     assert_eq!(start(&rt, counter).state, ServiceState::Running);
     wait_for_stdout(&rt, &ws, "counter", "line5");
     let tail = rt
         .service_logs(ServiceLogsParams { tail_lines: 2, ..ServiceLogsParams::new(&ws, "counter") })
         .expect("tail");
-    assert_eq!((tail.stdout.as_str(), tail.stderr.as_str()), ("line4\nline5\n", "err-line\n"));
+    assert_eq!(
+        (tail.stdout.as_str(), tail.stderr.as_str()),
+        ("line4\nline5\n", "err-line [REDACTED]\n")
+    );
     assert!(tail.truncated);
     assert_eq!(tail.tail_lines, Some(2));
     let all = rt
@@ -256,7 +265,31 @@ fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
     exported.sort();
     assert_eq!(exported, [".ready", "site", "site/hello.txt"]);
 
-    // 8. Workspace stop ends the services and drops their records.
+    // A host port that is taken on the host: the service fails, nothing is left.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = squatter.local_addr().expect("addr").port();
+    let mut blocked = ServiceStartParams::new(&ws, "blocked", "exec sleep 303");
+    blocked.published_ports =
+        Some(vec![PublishedPortInput { guest_port: 9, host_port: Some(taken) }]);
+    let blocked = start(&rt, blocked);
+    assert_eq!(blocked.state, ServiceState::Failed, "{blocked:?}");
+    assert_eq!(blocked.stop_reason.as_deref(), Some("published_port_failed"));
+    assert!(blocked.published_ports.is_empty());
+    let gone = exec(
+        &rt,
+        &ws,
+        &format!("kill -0 {} 2>/dev/null && echo alive; true", blocked.pid.expect("pid")),
+    );
+    assert_eq!(gone, "");
+    drop(squatter);
+
+    // 8. Workspace stop ends the services (SIGTERM first) and drops their records.
+    let polite = ServiceStartParams::new(
+        &ws,
+        "polite",
+        "trap 'echo bye > /workspace/said-bye; exit 0' TERM; while :; do sleep 1; done",
+    );
+    assert_eq!(start(&rt, polite).state, ServiceState::Running);
     let restart = ServiceStartParams::new(&ws, "web", "exec python3 -m http.server 8081")
         .with_readiness(ServiceReadiness::Tcp { address: "127.0.0.1:8081".into() });
     let mut restart = restart;
@@ -273,6 +306,7 @@ fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
     let started = rt.workspace_start(&ws).expect("start workspace");
     assert_eq!((started.service_count, started.running_service_count), (0, 0));
     assert_eq!(rt.service_list(&ws).expect("list").count, 0);
+    assert_eq!(exec(&rt, &ws, "cat said-bye"), "bye\n", "no SIGTERM before the stop");
     rt.workspace_delete(&ws).expect("delete");
 }
 
