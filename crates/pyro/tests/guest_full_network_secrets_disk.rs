@@ -649,3 +649,67 @@ async fn host_compat_refuses_secrets_network_and_disk_tools_over_mcp() {
     assert!(!state.path().join("x.img").exists());
     client.cancel().await.expect("shutdown");
 }
+
+async fn mcp_profile(state: &Path, profile: &str) -> Client {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
+    cmd.args(["mcp", "serve", "--profile", profile])
+        .env("PYRO_STATE_DIR", state)
+        .env("PYRO_BACKEND", "host_compat");
+    ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("initialize")
+}
+
+/// None of this leaks into `workspace-core`: no schema mentions secrets, secret_env or
+/// network_policy, the disk tools are not offered, and passing the full-only arguments
+/// is an error that does not echo a secret. `workspace-full` offers all of it.
+#[tokio::test]
+async fn workspace_core_offers_no_secrets_network_policy_or_disk_tools() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let core = mcp_profile(state.path(), "workspace-core").await;
+    let tools = core.list_all_tools().await.expect("list");
+    for tool in &tools {
+        let schema = serde_json::to_string(&tool.input_schema).expect("json");
+        for word in ["secret", "network_policy"] {
+            assert!(!schema.contains(word), "{} mentions {word}: {schema}", tool.name);
+        }
+        assert!(!tool.name.starts_with("workspace_disk_"), "{}", tool.name);
+    }
+    let value = unique("core");
+    for (tool, args) in [
+        (
+            "workspace_create",
+            json!({"environment": ENV, "allow_host_compat": true,
+                   "secrets": [{"name": "TOKEN", "value": value}]}),
+        ),
+        (
+            "workspace_create",
+            json!({"environment": ENV, "allow_host_compat": true, "network_policy": "egress"}),
+        ),
+        (
+            "workspace_exec",
+            json!({"workspace_id": "0123456789ab", "command": "true", "secret_env": {"TOKEN": "T"}}),
+        ),
+        ("workspace_disk_list", json!({"workspace_id": "0123456789ab"})),
+    ] {
+        let message = error_text(&call(&core, tool, args).await);
+        assert!(message.contains("workspace-full"), "{tool}: {message}");
+        assert!(!message.contains(&value), "{tool} echoed a secret: {message}");
+    }
+    assert!(
+        std::fs::read_dir(state.path().join("workspaces")).map_or(true, |mut d| d.next().is_none())
+    );
+    core.cancel().await.expect("shutdown");
+
+    let full = mcp_profile(state.path(), "workspace-full").await;
+    let tools = full.list_all_tools().await.expect("list");
+    let schema = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).expect(name);
+        serde_json::to_value(&tool.input_schema).expect("json")["properties"].clone()
+    };
+    let create = schema("workspace_create");
+    assert!(create.get("secrets").is_some() && create.get("network_policy").is_some(), "{create}");
+    assert!(schema("workspace_exec").get("secret_env").is_some());
+    for name in ["workspace_disk_export", "workspace_disk_list", "workspace_disk_read"] {
+        assert!(tools.iter().any(|t| t.name == name), "{name} missing from workspace-full");
+    }
+    full.cancel().await.expect("shutdown");
+}
