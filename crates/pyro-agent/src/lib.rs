@@ -58,9 +58,11 @@ mod error;
 mod exec;
 mod files;
 pub mod paths;
+mod pty;
 pub mod secrets;
 mod serve;
 pub mod services;
+pub mod shells;
 pub mod sys;
 
 pub use error::SandboxError;
@@ -76,7 +78,7 @@ use std::time::Duration;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
-pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets", "services"];
+pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets", "shells", "services"];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,7 @@ pub struct Sandbox {
     workspace_dir: PathBuf,
     mode: SandboxMode,
     power_off: bool,
+    shells: shells::Shells,
     services: services::Services,
 }
 
@@ -114,6 +117,7 @@ impl Sandbox {
             workspace_dir: workspace_dir.into(),
             mode: SandboxMode::Guest,
             power_off: true,
+            shells: shells::Shells::default(),
             services: services::Services::default(),
         }
     }
@@ -124,6 +128,7 @@ impl Sandbox {
             workspace_dir: workspace_dir.into(),
             mode: SandboxMode::HostCompat,
             power_off: false,
+            shells: shells::Shells::default(),
             services: services::Services::default(),
         }
     }
@@ -220,6 +225,22 @@ impl Sandbox {
                 SandboxMode::HostCompat => {
                     return Err(SandboxError::Unsupported(
                         "shutdown is not supported in host_compat mode".to_owned(),
+                    ))
+                }
+            },
+            request @ (Request::ShellOpen(_)
+            | Request::ShellRead(_)
+            | Request::ShellWrite { .. }
+            | Request::ShellSignal { .. }
+            | Request::ShellResize { .. }
+            | Request::ShellClose { .. }) => match self.mode {
+                SandboxMode::Guest => {
+                    self.shells.handle(request, |cwd| self.host_compat_cwd(cwd))
+                }
+                SandboxMode::HostCompat => {
+                    return Err(SandboxError::Unsupported(
+                        "interactive shells require guest execution and are unavailable in host_compat mode"
+                            .to_owned(),
                     ))
                 }
             },

@@ -1,7 +1,8 @@
 //! Thin wrappers around the few raw system calls the agent needs.
 //!
-//! Every `unsafe` block of the library lives here, so the rest of the crate is safe
-//! code. Each wrapper documents the invariants it relies on.
+//! Every `unsafe` block of the library lives here (and, for pseudo-terminals, in
+//! `pty.rs`), so the rest of the crate is safe code. Each wrapper documents the
+//! invariants it relies on.
 
 use std::ffi::CStr;
 use std::io;

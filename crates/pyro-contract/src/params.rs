@@ -591,6 +591,64 @@ pub struct ShellSignalParams {
     pub signal_name: String,
 }
 
+/// Change a shell's terminal size. An SDK extension: not an MCP tool or CLI command of
+/// the 3.x contract (which only sets the size at `shell_open`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellResizeParams {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id.
+    pub shell_id: String,
+    /// Terminal width.
+    pub cols: u32,
+    /// Terminal height.
+    pub rows: u32,
+}
+
+impl ShellOpenParams {
+    /// Defaults for everything but the workspace: `/workspace`, 120 x 30, no secrets.
+    pub fn new(workspace_id: impl Into<String>) -> Self {
+        ShellOpenParams {
+            workspace_id: workspace_id.into(),
+            cwd: d_workspace(),
+            cols: d_cols(),
+            rows: d_rows(),
+            secret_env: None,
+        }
+    }
+}
+
+impl ShellReadParams {
+    /// Read from `cursor` with the defaults (65536 characters, raw, no wait).
+    pub fn new(workspace_id: impl Into<String>, shell_id: impl Into<String>, cursor: u64) -> Self {
+        ShellReadParams {
+            workspace_id: workspace_id.into(),
+            shell_id: shell_id.into(),
+            cursor,
+            max_chars: d_max_chars(),
+            plain: false,
+            wait_for_idle_ms: None,
+        }
+    }
+}
+
+impl ShellWriteParams {
+    /// Type `input` and press Enter.
+    pub fn new(
+        workspace_id: impl Into<String>,
+        shell_id: impl Into<String>,
+        input: impl Into<String>,
+    ) -> Self {
+        ShellWriteParams {
+            workspace_id: workspace_id.into(),
+            shell_id: shell_id.into(),
+            input: input.into(),
+            append_newline: true,
+        }
+    }
+}
+
 /// `service_start`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -650,6 +650,93 @@ pub struct EnvironmentInfo {
     pub installed_packages: Option<Vec<String>>,
 }
 
+/// State of an interactive shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellState {
+    /// The shell process is alive.
+    Running,
+    /// The shell process has exited (or was closed).
+    Stopped,
+}
+
+/// An interactive shell (a PTY in the guest), as `shell_open` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Shell {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Shell id (12 hex characters).
+    pub shell_id: String,
+    /// Working directory it was opened in.
+    pub cwd: String,
+    /// Terminal columns.
+    pub cols: u32,
+    /// Terminal rows.
+    pub rows: u32,
+    /// `running` or `stopped`.
+    pub state: ShellState,
+    /// Open time, seconds since the epoch.
+    pub started_at: f64,
+    /// Exit time, once it exited.
+    pub ended_at: Option<f64>,
+    /// Exit code, once it exited (128 + N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// Where it runs (always `guest`: shells need the guest).
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `shell_read`: the shell plus a slice of its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShellReadResult {
+    /// The shell.
+    #[serde(flatten)]
+    pub shell: Shell,
+    /// Character offset the output starts at (the request's, clamped).
+    pub cursor: u64,
+    /// Pass this as `cursor` to continue; it refers to the raw output, also with `plain`.
+    pub next_cursor: u64,
+    /// Output (merged stdout/stderr of the terminal), secrets redacted.
+    pub output: String,
+    /// More output is available after `next_cursor` (or `plain` text was cut).
+    pub truncated: bool,
+    /// Escape sequences were stripped and carriage returns applied.
+    pub plain: bool,
+    /// The idle wait used, if any.
+    pub wait_for_idle_ms: Option<u64>,
+}
+
+/// Result of `shell_write`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShellWriteResult {
+    /// The shell.
+    #[serde(flatten)]
+    pub shell: Shell,
+    /// Characters of `input` written (the appended newline not counted).
+    pub input_length: u64,
+    /// Whether Enter was pressed after the input.
+    pub append_newline: bool,
+}
+
+/// Result of `shell_signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShellSignalResult {
+    /// The shell.
+    #[serde(flatten)]
+    pub shell: Shell,
+    /// Signal sent (`HUP`, `INT`, `TERM` or `KILL`).
+    pub signal: String,
+}
+
+/// Result of `shell_close`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShellCloseResult {
+    /// The shell's final state.
+    #[serde(flatten)]
+    pub shell: Shell,
+    /// Always true.
+    pub closed: bool,
+}
+
 /// Lifecycle state of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 3);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 4);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -143,6 +143,45 @@ pub enum Request {
     Sync,
     /// Flush and power the guest off. The agent answers before powering off.
     Shutdown,
+    /// Start an interactive shell on a new PTY, in its own session with the PTY as
+    /// controlling terminal. Guest mode only. Answer: [`Response::Shell`]. Since 1.4.
+    ShellOpen(ShellOpenRequest),
+    /// Read a shell's output from a character cursor. Answer: [`Response::ShellOutput`].
+    /// Since 1.4.
+    ShellRead(ShellReadRequest),
+    /// Type text into a shell (written to the PTY as is). Answer: [`Response::Shell`].
+    /// Since 1.4.
+    ShellWrite {
+        /// Shell id.
+        shell_id: String,
+        /// Text to write (include the newline to press Enter).
+        input: String,
+    },
+    /// Send a signal (`HUP`, `INT`, `TERM` or `KILL`) to the shell's foreground process
+    /// group; `HUP`, `TERM` and `KILL` also reach the shell's own group. Answer:
+    /// [`Response::Shell`]. Since 1.4.
+    ShellSignal {
+        /// Shell id.
+        shell_id: String,
+        /// Signal name.
+        signal: String,
+    },
+    /// Change the terminal size (TIOCSWINSZ; the foreground job gets SIGWINCH).
+    /// Answer: [`Response::Shell`]. Since 1.4.
+    ShellResize {
+        /// Shell id.
+        shell_id: String,
+        /// Columns (> 0).
+        cols: u16,
+        /// Rows (> 0).
+        rows: u16,
+    },
+    /// End a shell (SIGHUP to its session, up to 5 s, then SIGKILL) and forget it.
+    /// Answer: [`Response::Shell`] with its final state. Since 1.4.
+    ShellClose {
+        /// Shell id.
+        shell_id: String,
+    },
     /// Start a named service and wait until it is ready, exited or timed out (see
     /// [`ServiceStartRequest`]). A service of the same name may be replaced only when it
     /// is not running. Guest mode only. Answer: [`Response::Service`]. Since 1.3.
@@ -210,6 +249,78 @@ pub struct ExecOutput {
     pub timed_out: bool,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+}
+
+/// How to start an interactive shell ([`Request::ShellOpen`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShellOpenRequest {
+    /// Id chosen by the host (12 lowercase hex characters); must be new.
+    pub shell_id: String,
+    /// Working directory: a directory under `/workspace`.
+    pub cwd: String,
+    /// Terminal columns (> 0).
+    pub cols: u16,
+    /// Terminal rows (> 0).
+    pub rows: u16,
+    /// Extra environment variables (on top of the agent's, `TERM`, `PS1`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Strings replaced by `[REDACTED]` in the output buffer (secret values).
+    #[serde(default)]
+    pub redact: Vec<String>,
+}
+
+/// How to read a shell's output ([`Request::ShellRead`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShellReadRequest {
+    /// Shell id.
+    pub shell_id: String,
+    /// Character offset into the whole output since open (clamped to its length).
+    pub cursor: u64,
+    /// Return at most this many characters.
+    pub max_chars: u64,
+    /// When set, keep waiting for output until none arrived for this many
+    /// milliseconds, `max_chars` were collected or the shell ended (the agent caps the
+    /// whole wait at [`SHELL_MAX_WAIT_MS`]).
+    #[serde(default)]
+    pub wait_for_idle_ms: Option<u64>,
+}
+
+/// Longest a [`Request::ShellRead`] with `wait_for_idle_ms` waits in total.
+pub const SHELL_MAX_WAIT_MS: u64 = 30_000;
+
+/// State of a shell, in every shell answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShellStatus {
+    /// Shell id.
+    pub shell_id: String,
+    /// Working directory it was opened in.
+    pub cwd: String,
+    /// Current terminal columns.
+    pub cols: u16,
+    /// Current terminal rows.
+    pub rows: u16,
+    /// True until the shell process has exited.
+    pub running: bool,
+    /// Exit code once it exited (128 + N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// Milliseconds since it exited (guest monotonic clock), once it exited.
+    pub ended_ago_ms: Option<u64>,
+}
+
+/// Answer to [`Request::ShellRead`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShellOutput {
+    /// The shell's state after the read.
+    pub shell: ShellStatus,
+    /// The cursor actually used (the request's, clamped to the buffer length).
+    pub cursor: u64,
+    /// Cursor after the returned output.
+    pub next_cursor: u64,
+    /// Output since `cursor`: UTF-8 (invalid bytes replaced), redacted.
+    pub output: String,
+    /// More output is buffered after `next_cursor`.
+    pub truncated: bool,
 }
 
 /// Kind of a file system entry.
@@ -320,6 +431,11 @@ pub enum Response {
     },
     /// Success without data (delete, sync, shutdown).
     Done,
+    /// Answer to [`Request::ShellOpen`], `ShellWrite`, `ShellSignal`, `ShellResize`
+    /// and `ShellClose`. Since 1.4.
+    Shell(ShellStatus),
+    /// Answer to [`Request::ShellRead`]. Since 1.4.
+    ShellOutput(ShellOutput),
     /// Answer to [`Request::ServiceStart`], `ServiceStatus` and `ServiceStop`. Since 1.3.
     Service {
         /// The service.
@@ -374,6 +490,55 @@ mod tests {
         assert!(matches!(ok.request, Request::Sync));
         let err = serde_json::from_str::<RequestFrame>(r#"{"id":1,"op":"teleport"}"#);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn shell_frames_round_trip() {
+        let frame = RequestFrame {
+            id: 3,
+            request: Request::ShellRead(ShellReadRequest {
+                shell_id: "0123456789ab".into(),
+                cursor: 5,
+                max_chars: 10,
+                wait_for_idle_ms: None,
+            }),
+        };
+        let line = String::from_utf8(encode_line(&frame).expect("encode")).expect("utf8");
+        assert!(line.contains("\"op\":\"shell_read\""), "{line}");
+        // An older host leaves out the optional wait.
+        let back: RequestFrame = serde_json::from_str(
+            r#"{"id":3,"op":"shell_read","shell_id":"s","cursor":0,"max_chars":1}"#,
+        )
+        .expect("decode");
+        assert!(matches!(
+            back.request,
+            Request::ShellRead(ShellReadRequest { wait_for_idle_ms: None, .. })
+        ));
+        let status = ShellStatus {
+            shell_id: "s".into(),
+            cwd: "/workspace".into(),
+            cols: 80,
+            rows: 24,
+            running: true,
+            exit_code: None,
+            ended_ago_ms: None,
+        };
+        let out = ResponseFrame {
+            id: 3,
+            response: Response::ShellOutput(ShellOutput {
+                shell: status,
+                cursor: 0,
+                next_cursor: 2,
+                output: "hi".into(),
+                truncated: false,
+            }),
+        };
+        let line = encode_line(&out).expect("encode");
+        let back: ResponseFrame = serde_json::from_slice(&line).expect("decode");
+        match back.response {
+            Response::ShellOutput(o) => assert_eq!((o.output.as_str(), o.shell.cols), ("hi", 80)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -204,6 +204,26 @@ impl Pyro {
     }
 }
 
+/// Interactive shells (`workspace-full`): PTYs in the guest that outlive the calling
+/// process. Signal names are case-insensitive.
+impl Pyro {
+    by_params! {
+        /// Open an interactive shell (a PTY running bash) in a started guest workspace.
+        shell_open(ShellOpenParams) -> Shell;
+        /// Read a shell's output from a cursor (optionally plain text, or after the
+        /// output has been idle for `wait_for_idle_ms`).
+        shell_read(ShellReadParams) -> ShellReadResult;
+        /// Type input into a shell.
+        shell_write(ShellWriteParams) -> ShellWriteResult;
+        /// Send HUP, INT, TERM or KILL to a shell's foreground job.
+        shell_signal(ShellSignalParams) -> ShellSignalResult;
+        /// Close a shell and forget it.
+        shell_close(ShellIdParams) -> ShellCloseResult;
+        /// Change a shell's terminal size (an SDK extension of the 3.x contract).
+        shell_resize(ShellResizeParams) -> Shell;
+    }
+}
+
 /// Stopped-workspace disk tools (`workspace-full`): the root disk read offline,
 /// without booting the guest.
 impl Pyro {

@@ -389,8 +389,13 @@ mod errors {
         let s = Scratch::new();
         let id = s.create(None);
         let shell = s.fails(&["workspace", "shell", "open", &id, "--cols", "80"]);
-        assert!(shell.stderr.contains("interactive shells"), "{shell:?}");
-        assert!(shell.stderr.contains("not supported"), "{shell:?}");
+        assert!(
+            shell.stderr.contains(
+                "interactive shells require guest execution and are unavailable for this \
+                 workspace: host_compat backend"
+            ),
+            "{shell:?}"
+        );
         let svc = s.fails(&["workspace", "service", "list", &id, "--json"]);
         assert_eq!(svc.json()["error"]["kind"], "unsupported");
         let disk = s.fails(&["workspace", "disk", "read", &id, "a.txt", "--max-bytes", "10"]);

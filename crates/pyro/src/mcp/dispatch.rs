@@ -153,26 +153,11 @@ pub async fn call_tool(
         }
         "workspace_disk_list" => to_value(pyro.workspace_disk_list(parse(name, profile, a)?).await),
         "workspace_disk_read" => to_value(pyro.workspace_disk_read(parse(name, profile, a)?).await),
-        "shell_open" => {
-            let p: ShellOpenParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
-        }
-        "shell_read" => {
-            let p: ShellReadParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
-        }
-        "shell_write" => {
-            let p: ShellWriteParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
-        }
-        "shell_signal" => {
-            let p: ShellSignalParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
-        }
-        "shell_close" => {
-            let p: ShellIdParams = parse(name, profile, a)?;
-            to_value(pyro.not_yet(p.workspace_id, "interactive shells").await)
-        }
+        "shell_open" => to_value(pyro.shell_open(parse(name, profile, a)?).await),
+        "shell_read" => to_value(pyro.shell_read(parse(name, profile, a)?).await),
+        "shell_write" => to_value(pyro.shell_write(parse(name, profile, a)?).await),
+        "shell_signal" => to_value(pyro.shell_signal(parse(name, profile, a)?).await),
+        "shell_close" => to_value(pyro.shell_close(parse(name, profile, a)?).await),
         "service_start" => to_value(pyro.service_start(parse(name, profile, a)?).await),
         "service_list" => to_value(pyro.service_list(id_of(name, a, "workspace_id")?).await),
         "service_status" => to_value(pyro.service_status(parse(name, profile, a)?).await),

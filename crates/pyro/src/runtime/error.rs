@@ -24,6 +24,14 @@ pub enum PyroError {
         /// Snapshot.
         name: String,
     },
+    /// No shell with this id in the workspace.
+    #[error("shell '{shell_id}' does not exist in workspace '{workspace_id}'")]
+    UnknownShell {
+        /// Workspace.
+        workspace_id: String,
+        /// Shell.
+        shell_id: String,
+    },
     /// No service with this name in the workspace.
     #[error("service '{name}' does not exist in workspace '{workspace_id}'")]
     UnknownService {
@@ -109,6 +117,7 @@ impl PyroError {
             PyroError::UnknownWorkspace(_)
             | PyroError::UnknownVm(_)
             | PyroError::UnknownSnapshot { .. }
+            | PyroError::UnknownShell { .. }
             | PyroError::UnknownService { .. } => "not_found",
             PyroError::WorkspaceExpired(_) | PyroError::VmExpired(_) => "expired",
             PyroError::WrongState(_) => "wrong_state",

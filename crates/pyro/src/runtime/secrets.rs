@@ -251,6 +251,11 @@ impl Redactor {
         self.values.is_empty()
     }
 
+    /// The values, longest first (for redaction inside the guest, e.g. shell output).
+    pub(crate) fn values(&self) -> &[String] {
+        &self.values
+    }
+
     /// `text` with every value (longest first) replaced by `[REDACTED]`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();

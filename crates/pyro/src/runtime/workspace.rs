@@ -546,6 +546,7 @@ impl Runtime {
         let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let (_, mut rec) = self.load(workspace_id)?;
         self.stop_all_services(&dir, &rec);
+        self.close_all_shells(&dir, &rec);
         self.backend(rec.backend).stop(&dir.sandbox())?;
         rec.desired_running = false;
         rec.last_error = None;
@@ -561,6 +562,7 @@ impl Runtime {
         let (_, mut rec) = self.load(workspace_id)?;
         let backend = self.backend(rec.backend);
         if !backend.is_running(&dir.sandbox()) {
+            Self::forget_shells(&dir);
             let info = backend.start(&self.spec(&dir, &rec))?;
             Self::apply_info(&mut rec, info);
         }
@@ -958,6 +960,7 @@ impl Runtime {
         let archive = fs::read(&archive_path)
             .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?;
         let backend = self.backend(rec.backend);
+        self.close_all_shells(&dir, &rec);
         backend.stop(&dir.sandbox())?;
         rec.desired_running = false;
         let result = (|| -> Result<pyro_protocol::ArchiveStats> {

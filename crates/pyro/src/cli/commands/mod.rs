@@ -9,7 +9,7 @@ mod files;
 mod mcp;
 mod run;
 mod services;
-mod unsupported;
+mod shells;
 mod workspace;
 
 use super::args::{Cli, Command, CompletionsArgs, ShellKind};

@@ -1,8 +1,8 @@
 //! `pyro workspace ...`: lifecycle, exec, history, snapshots and reset. Files, diff,
-//! export and sync are in [`super::files`]; disk tools in [`super::disk`]; shells in
-//! [`super::unsupported`]; services in [`super::services`].
+//! export and sync are in [`super::files`]; shells in [`super::shells`]; disk tools in
+//! [`super::disk`]; services in [`super::services`].
 
-use super::{disk, files, services, unsupported};
+use super::{disk, files, services, shells};
 use crate::cli::args::{
     SnapshotCommand, WorkspaceCommand, WorkspaceCreateArgs, WorkspaceExecArgs, WorkspaceUpdateArgs,
 };
@@ -81,7 +81,7 @@ pub async fn run(pyro: &Pyro, cmd: WorkspaceCommand) -> Result<ExitCode, CliErro
         WorkspaceCommand::File(cmd) => files::file(pyro, cmd).await,
         WorkspaceCommand::Patch(cmd) => files::patch(pyro, cmd).await,
         WorkspaceCommand::Disk(cmd) => disk::run(pyro, cmd).await,
-        WorkspaceCommand::Shell(cmd) => unsupported::shell(pyro, cmd).await,
+        WorkspaceCommand::Shell(cmd) => shells::run(pyro, cmd).await,
         WorkspaceCommand::Service(cmd) => services::service(pyro, cmd).await,
     }
 }
