@@ -207,8 +207,13 @@ fn sdk_and_mcp_shells_cursor_plain_resize_independence_exit_and_stop() {
         let Value::Object(map) = args else { panic!("args must be an object") };
         tokio.block_on(pyro::mcp::call_tool(&pyro, Profile::WorkspaceFull, name, map))
     };
-    let ws = rt.workspace_create(WorkspaceCreateParams::new("debian:12-base")).expect("create");
-    let ws = ws.workspace_id;
+    let mut create = WorkspaceCreateParams::new("debian:12-base");
+    create.secrets = Some(vec![SecretInput {
+        name: "API_TOKEN".into(),
+        value: Some("tok-5ecret-value".into()),
+        file_path: None,
+    }]);
+    let ws = rt.workspace_create(create).expect("create").workspace_id;
 
     // Open through MCP with a size; the terminal has it.
     let opened = mcp("shell_open", json!({"workspace_id": ws, "cols": 90, "rows": 20}))
@@ -280,6 +285,25 @@ fn sdk_and_mcp_shells_cursor_plain_resize_independence_exit_and_stop() {
     let (o1, _) = read_until(&rt, &ws, &s1, a1, "s1:one-1");
     let (o2, _) = read_until(&rt, &ws, &s2, 0, "s2:two-2");
     assert!(!o1.contains("two-2") && !o2.contains("one-1"), "{o1:?} / {o2:?}");
+
+    // secret_env maps a secret into the shell's environment; its value never comes back.
+    let mut open = ShellOpenParams::new(&ws);
+    open.secret_env = Some([("API_TOKEN".to_string(), "MY_TOKEN".to_string())].into());
+    let s4 = rt.shell_open(open).expect("open with secret_env").shell_id;
+    write(
+        &rt,
+        &ws,
+        &s4,
+        "echo \"len=${#MY_TOKEN} v=$MY_TOKEN\"; cat /run/pyro-secrets/API_TOKEN; echo \"/done-$((2+3))\"",
+    );
+    let (seen, _) = read_until(&rt, &ws, &s4, 0, "/done-5");
+    assert!(seen.contains("len=16 v=[REDACTED]"), "{seen:?}");
+    assert!(!seen.contains("5ecret"), "{seen:?}");
+    assert_eq!(seen.matches("[REDACTED]").count(), 2, "{seen:?}");
+    let mut bad = ShellOpenParams::new(&ws);
+    bad.secret_env = Some([("NOPE".to_string(), "X".to_string())].into());
+    let err = rt.shell_open(bad).expect_err("unknown secret");
+    assert!(err.to_string().contains("unknown workspace secret 'NOPE'"), "{err}");
 
     // A shell that exits reports its code and refuses input.
     let s3 = rt.shell_open(ShellOpenParams::new(&ws)).expect("open s3").shell_id;
