@@ -193,6 +193,19 @@ fn cli_shell_outlives_each_invocation_runs_python_and_is_interrupted_and_closed(
         ],
     );
     assert_eq!(text(&ps.stdout).trim(), "0");
+
+    // Reset closes the shells of the old VM and drops their records.
+    let again = text(&cli_ok(s, &["workspace", "shell", "open", &ws, "--id-only"]).stdout)
+        .trim()
+        .to_string();
+    cli_ok(s, &["workspace", "reset", &ws]);
+    assert!(!s.join("workspaces").join(&ws).join("shells").exists());
+    let gone = cli(s, &["workspace", "shell", "read", &ws, &again]);
+    assert!(
+        text(&gone.stderr).contains(&format!("shell '{again}' does not exist in workspace '{ws}'")),
+        "{}",
+        text(&gone.stderr)
+    );
     cli_ok(s, &["workspace", "delete", &ws]);
 }
 
