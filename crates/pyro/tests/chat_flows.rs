@@ -7,6 +7,8 @@
 //! output. Anything off is recorded and fails the test (and the request gets an HTTP 500,
 //! so the example stops early).
 
+mod common;
+
 use pyro_contract::{tools_for, Profile};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -509,7 +511,7 @@ fn serve_one(
 
 #[test]
 fn openai_responses_example_runs_the_workspace_core_flow_in_a_guest() {
-    let state = tempfile::tempdir().expect("state");
+    let state = common::guest_tempdir();
     let host = tempfile::tempdir().expect("host");
     let export_dir = host.path().join("exported-src");
     let task = "Make a workspace, write a script, run it, diff, export, reset, delete.";
@@ -635,7 +637,7 @@ fn openai_responses_example_runs_the_workspace_core_flow_in_a_guest() {
 
 #[test]
 fn mcp_chat_example_promotes_vm_run_to_workspace_core() {
-    let state = tempfile::tempdir().expect("state");
+    let state = common::guest_tempdir();
     let tasks = ["Run uname in a fresh VM.", "Now keep a file in a workspace."];
     let mut workspace_id = String::new();
     let api = FakeApi::start(Box::new(move |turn: &Turn| {
@@ -748,7 +750,7 @@ fn mcp_chat_example_promotes_vm_run_to_workspace_core() {
 #[test]
 fn the_loop_fails_loudly_on_http_errors_bad_json_and_too_many_rounds() {
     let exe = example("openai_responses_workspace_core");
-    let state = tempfile::tempdir().expect("state");
+    let state = common::guest_tempdir();
 
     let api = FakeApi::start(Box::new(|_turn: &Turn| {
         Ok(Reply { status: 401, body: json!({"error": {"message": "bad key"}}).to_string() })

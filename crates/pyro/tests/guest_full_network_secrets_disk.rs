@@ -7,6 +7,8 @@
 //! Network rule: the only host address a guest is ever pointed at is a listener this
 //! test runs on 127.0.0.1, reached from the guest as the gateway 10.0.2.2.
 
+mod common;
+
 use pyro::params::*;
 use pyro::results::{ExecutionMode, VmState};
 use pyro::{Runtime, RuntimeConfig};
@@ -91,8 +93,8 @@ fn secret_env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
 
 #[test]
 fn secrets_work_in_the_guest_never_leak_and_the_disk_tools_read_the_stopped_workspace() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
+    let host = common::guest_tempdir();
     let rt = runtime(state.path());
     let token = unique("tok");
     let api = unique("api");
@@ -448,7 +450,7 @@ fn probe(address: &str, port: u16) -> String {
 
 #[test]
 fn network_off_has_no_nic_and_egress_reaches_the_host_through_the_gateway() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let server = host_server();
 
@@ -501,7 +503,7 @@ fn network_off_has_no_nic_and_egress_reaches_the_host_through_the_gateway() {
 
 #[test]
 fn vm_network_info_tells_what_the_one_shot_guest_really_has() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let server = host_server();
 
@@ -577,7 +579,7 @@ fn error_text(result: &CallToolResult) -> String {
 /// contract's messages (workspace-full over MCP; host execution forced).
 #[tokio::test]
 async fn host_compat_refuses_secrets_network_and_disk_tools_over_mcp() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let client = mcp(state.path()).await;
     let value = unique("hc");
     let message = error_text(
@@ -663,7 +665,7 @@ async fn mcp_profile(state: &Path, profile: &str) -> Client {
 /// is an error that does not echo a secret. `workspace-full` offers all of it.
 #[tokio::test]
 async fn workspace_core_offers_no_secrets_network_policy_or_disk_tools() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let core = mcp_profile(state.path(), "workspace-core").await;
     let tools = core.list_all_tools().await.expect("list");
     for tool in &tools {

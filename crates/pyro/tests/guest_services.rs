@@ -5,6 +5,8 @@
 //!
 //! Network traffic only ever goes to 127.0.0.1 (on the host, or inside the guest).
 
+mod common;
+
 use pyro::params::*;
 use pyro::results::{Service, ServiceReadiness, ServiceState, VmState};
 use pyro::{PyroError, Runtime, RuntimeConfig};
@@ -89,7 +91,7 @@ fn wait_for_stdout(rt: &Runtime, ws: &str, name: &str, needle: &str) {
 
 #[test]
 fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let ws = rt
         .workspace_create(WorkspaceCreateParams {
@@ -371,7 +373,7 @@ fn ok(result: CallToolResult) -> Map<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_started_by_one_process_is_listed_and_stopped_by_others() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let s = state.path();
     runtime(s);
     let created = pyro_cli(s, &["workspace", "create", "debian:12-base", "--id-only"]);

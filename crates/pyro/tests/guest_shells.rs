@@ -3,6 +3,8 @@
 //! guest and checks several things in it; the tests take turns so that at most one of
 //! their guests runs at a time.
 
+mod common;
+
 use pyro::params::*;
 use pyro::results::{ShellReadResult, ShellState};
 use pyro::{Profile, Pyro, PyroError, Runtime, RuntimeConfig};
@@ -111,7 +113,7 @@ fn end_cursor(rt: &Runtime, ws: &str, sid: &str) -> u64 {
 #[test]
 fn cli_shell_outlives_each_invocation_runs_python_and_is_interrupted_and_closed() {
     let _guest = serial();
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let s = state.path();
     runtime(s);
     let ws = text(&cli_ok(s, &["workspace", "create", "debian:12", "--id-only"]).stdout)
@@ -212,7 +214,7 @@ fn cli_shell_outlives_each_invocation_runs_python_and_is_interrupted_and_closed(
 #[test]
 fn sdk_and_mcp_shells_cursor_plain_resize_independence_exit_and_stop() {
     let _guest = serial();
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
     let pyro = Pyro::with_config(config(state.path()));
@@ -370,7 +372,7 @@ fn sdk_and_mcp_shells_cursor_plain_resize_independence_exit_and_stop() {
 
 #[test]
 fn host_compat_workspaces_refuse_shells_clearly() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let s = state.path();
     let create = Command::new(env!("CARGO_BIN_EXE_pyro"))
         .env("PYRO_STATE_DIR", s)

@@ -2,6 +2,8 @@
 //! images `scripts/setup` builds. They never skip: without the guest assets they fail
 //! and say to run scripts/setup.
 
+mod common;
+
 use pyro::params::*;
 use pyro::results::{Accel, ExecutionMode, VmState};
 use pyro::{PyroError, Runtime, RuntimeConfig};
@@ -44,7 +46,7 @@ fn pyro_cli(state: &Path) -> Command {
 
 #[test]
 fn mcp_workspace_core_flow_in_a_guest_with_the_python_client() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     runtime(state.path());
     let out = Command::new("python3")
         .arg(format!("{}/tests/python/mcp_client_flow.py", env!("CARGO_MANIFEST_DIR")))
@@ -64,7 +66,7 @@ fn mcp_workspace_core_flow_in_a_guest_with_the_python_client() {
 
 #[test]
 fn cli_run_shows_a_guest_kernel_and_the_cli_workspace_flow_works() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let guest_release = rt.doctor().kernel_release.expect("kernel release");
     let host_release =
@@ -127,7 +129,7 @@ fn cli_run_shows_a_guest_kernel_and_the_cli_workspace_flow_works() {
 
 #[test]
 fn exec_limits_timeout_truncation_and_isolation_in_one_guest() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let mut params = WorkspaceCreateParams::new(ENV);
     params.vcpu_count = 2;
@@ -173,7 +175,7 @@ fn exec_limits_timeout_truncation_and_isolation_in_one_guest() {
 
 #[test]
 fn killing_qemu_mid_exec_is_reported_and_the_workspace_recovers() {
-    let state = tempfile::tempdir().expect("tempdir");
+    let state = common::guest_tempdir();
     let rt = runtime(state.path());
     let id = rt.workspace_create(WorkspaceCreateParams::new(ENV)).expect("create").workspace_id;
     rt.workspace_file_write(WorkspaceFileWriteParams {

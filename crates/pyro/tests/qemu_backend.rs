@@ -5,6 +5,8 @@
 //! says so. `PYRO_TEST_ENVIRONMENT` picks the environment (default: the first of
 //! `debian:12-base`, `debian:12`, `debian:12-build` that is installed).
 
+mod common;
+
 use base64::Engine as _;
 use pyro::backend::qemu::{assets, detect_accel, QemuBackend};
 use pyro::backend::{AgentChannel, Backend, BackendError, NetworkSpec, SandboxSpec};
@@ -106,7 +108,7 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
     if let Err(why) = backend.available() {
         panic!("the QEMU backend is not available: {why}. Run scripts/setup first");
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::guest_tempdir();
     let dir = tmp.path().join("sandbox");
     std::fs::create_dir(&dir).expect("mkdir");
     let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
@@ -251,7 +253,7 @@ fn fetch_pong(port: u16) -> String {
 fn networked_guest_publishes_a_port_on_loopback_from_a_long_sandbox_path() {
     let (cache, environment) = assets_or_fail();
     let backend = QemuBackend::new(cache);
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::guest_tempdir();
     // Longer than a unix socket address can hold: QEMU gets cwd-relative socket paths.
     let dir = tmp.path().join("d".repeat(60)).join("e".repeat(60)).join("sandbox");
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -302,7 +304,7 @@ fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
     let (cache, environment) = assets_or_fail();
     // No guest boots in 300 ms under TCG (nor reliably under KVM): both attempts time out.
     let backend = QemuBackend::new(cache).with_boot_timeout(Duration::from_millis(300));
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::guest_tempdir();
     let dir = tmp.path().join("sandbox");
     std::fs::create_dir(&dir).expect("mkdir");
     let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
