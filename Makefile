@@ -19,4 +19,4 @@ dist-check:
 	scripts/dist-check
 
 bench:
-	$(CARGO) run --release --locked -p pyro --bin pyro-bench
+	$(CARGO) run --release --locked -p pyro --bin pyro-bench -- --write docs/benchmarks.md
