@@ -2,11 +2,10 @@
 //! qcow2 overlay (base image included), for the offline disk tools.
 
 use super::super::BackendError;
-use super::launch::qemu_img_binary;
+use super::launch::run_qemu_img;
 use super::layout::SandboxPaths;
 use super::process;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Convert the sandbox's `disk.qcow2` to the raw image `output` (sparse; must not
 /// exist). Refuses while QEMU runs: the guest could be writing the disk.
@@ -30,23 +29,9 @@ pub fn export_raw(paths: &SandboxPaths, output: &Path) -> Result<(), BackendErro
             std::io::Error::from(std::io::ErrorKind::AlreadyExists),
         ));
     }
-    let binary = qemu_img_binary();
-    let result = Command::new(&binary)
-        .args(["convert", "-q", "-f", "qcow2", "-O", "raw"])
-        .arg(&disk)
-        .arg(output)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                BackendError::MissingAsset {
-                    what: "qemu-img (install qemu-utils with `scripts/setup`)".into(),
-                    path: binary.clone(),
-                }
-            } else {
-                BackendError::io(format!("cannot run {}", binary.display()), e)
-            }
-        })?;
+    let result = run_qemu_img(|c| {
+        c.args(["convert", "-q", "-f", "qcow2", "-O", "raw"]).arg(&disk).arg(output);
+    })?;
     if !result.status.success() {
         let _ = std::fs::remove_file(output);
         return Err(BackendError::io(

@@ -245,27 +245,30 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
     args
 }
 
+/// Run `qemu-img` with the arguments `args` adds; a missing binary says how to install it.
+pub fn run_qemu_img(args: impl FnOnce(&mut Command)) -> Result<std::process::Output, BackendError> {
+    let binary = qemu_img_binary();
+    let mut command = Command::new(&binary);
+    args(&mut command);
+    command.stdin(Stdio::null()).output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BackendError::MissingAsset {
+                what: "qemu-img (install qemu-utils with `scripts/setup`)".into(),
+                path: binary.clone(),
+            }
+        } else {
+            BackendError::io(format!("cannot run {}", binary.display()), e)
+        }
+    })
+}
+
 /// Create `disk` as a qcow2 overlay backed by the raw image `base` (any old `disk` is
 /// replaced).
 pub fn create_overlay(base: &Path, disk: &Path) -> Result<(), BackendError> {
     super::layout::remove_if_exists(disk)?;
-    let binary = qemu_img_binary();
-    let output = Command::new(&binary)
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(base)
-        .arg(disk)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                BackendError::MissingAsset {
-                    what: "qemu-img (install qemu-utils with `scripts/setup`)".into(),
-                    path: binary.clone(),
-                }
-            } else {
-                BackendError::io(format!("cannot run {}", binary.display()), e)
-            }
-        })?;
+    let output = run_qemu_img(|c| {
+        c.args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"]).arg(base).arg(disk);
+    })?;
     if !output.status.success() {
         return Err(BackendError::Boot(format!(
             "qemu-img could not create the overlay {} on {}: {}",
