@@ -542,6 +542,16 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_survive_a_json_round_trip_exactly() {
+        // Records written to disk and read back must compare equal (serde_json's
+        // `float_roundtrip`); this value came back one ULP off without it.
+        let t = 1_795_619_107.838_523_9_f64;
+        let text = serde_json::to_string(&t).expect("encode");
+        let back: f64 = serde_json::from_str(&text).expect("decode");
+        assert_eq!(back.to_bits(), t.to_bits(), "{text}");
+    }
+
+    #[test]
     fn port_names_are_numbered() {
         assert_eq!(agent_port_name(0), "org.pyro.agent.0");
     }
