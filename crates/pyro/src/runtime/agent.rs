@@ -29,6 +29,23 @@ pub fn unexpected(what: &str, response: &Response) -> PyroError {
     )))
 }
 
+/// How long the host waits for an exec answer: the guest's own timeout plus a margin
+/// for the round trip, so a dead guest is noticed but a slow one is not cut short.
+pub fn exec_deadline(timeout_seconds: u64) -> Duration {
+    Duration::from_secs(timeout_seconds.saturating_add(30))
+}
+
+/// Append the timeout notice to a command's stderr when the agent killed it.
+pub fn note_timeout(stderr: &mut String, timed_out: bool, timeout_seconds: u64) {
+    if !timed_out {
+        return;
+    }
+    if !stderr.is_empty() && !stderr.ends_with('\n') {
+        stderr.push('\n');
+    }
+    stderr.push_str(&format!("command timed out after {timeout_seconds}s"));
+}
+
 /// Encode bytes for the wire.
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -2,9 +2,10 @@
 //! that created them; their sandbox directories sit under `<state>/vms/<id>` and carry
 //! the owner's pid so a later process can clean up after one that crashed.
 
-use super::agent::{lossy, unb64, unexpected};
+use super::agent::{self, lossy, unb64, unexpected};
 use super::error::{PyroError, Result};
 use super::state::{self, now};
+use super::workspace::execution_mode;
 use super::{validate, Runtime};
 use crate::backend::{BackendKind, NetworkSpec, SandboxSpec};
 use pyro_contract::params::*;
@@ -14,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Clone)]
 struct VmEntry {
@@ -63,13 +63,6 @@ pub struct ReapResult {
     pub deleted_vm_ids: Vec<String>,
     /// How many.
     pub count: u64,
-}
-
-fn mode(kind: BackendKind) -> ExecutionMode {
-    match kind {
-        BackendKind::Qemu => ExecutionMode::Guest,
-        BackendKind::HostCompat => ExecutionMode::HostCompat,
-    }
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -226,7 +219,7 @@ impl Runtime {
             exit_code: out.exit_code,
             duration_ms: out.duration_ms,
             truncated: out.truncated,
-            execution_mode: mode(entry.backend),
+            execution_mode: execution_mode(entry.backend),
             accel: entry.record.accel,
             guest_kernel: entry.record.metadata.get("guest_kernel").cloned(),
             cleanup: Cleanup { vm_id: p.vm_id, deleted: true, reason: "post_exec_cleanup".into() },
@@ -247,19 +240,13 @@ impl Runtime {
             timeout_ms: p.timeout_seconds.saturating_mul(1000),
             max_output_bytes: validate::MAX_OUTPUT_BYTES,
         });
-        let deadline = Duration::from_secs(p.timeout_seconds.saturating_add(30));
-        let out = match ch.call(request, deadline)? {
+        let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds))? {
             Response::Exec(out) => out,
             Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
             other => return Err(unexpected("exec", &other)),
         };
         let mut stderr = lossy(&unb64(&out.stderr_b64)?);
-        if out.timed_out {
-            if !stderr.is_empty() && !stderr.ends_with('\n') {
-                stderr.push('\n');
-            }
-            stderr.push_str(&format!("command timed out after {}s", p.timeout_seconds));
-        }
+        agent::note_timeout(&mut stderr, out.timed_out, p.timeout_seconds);
         Ok((out, stderr))
     }
 

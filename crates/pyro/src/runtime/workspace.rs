@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A snapshot of `/workspace`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -71,10 +70,6 @@ pub(super) fn execution_mode(kind: BackendKind) -> ExecutionMode {
         BackendKind::Qemu => ExecutionMode::Guest,
         BackendKind::HostCompat => ExecutionMode::HostCompat,
     }
-}
-
-fn exec_deadline(timeout_seconds: u64) -> Duration {
-    Duration::from_secs(timeout_seconds.saturating_add(30))
 }
 
 impl Runtime {
@@ -430,7 +425,7 @@ impl Runtime {
             timeout_ms: p.timeout_seconds.saturating_mul(1000),
             max_output_bytes: validate::MAX_OUTPUT_BYTES,
         });
-        let out = match ch.call(request, exec_deadline(p.timeout_seconds)) {
+        let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds)) {
             Ok(Response::Exec(out)) => out,
             Ok(Response::Error { message, .. }) => {
                 return Err(PyroError::Sandbox(redactor.redact(&message)))
@@ -454,12 +449,7 @@ impl Runtime {
         };
         let stdout = clean(&out.stdout_b64)?;
         let mut stderr = clean(&out.stderr_b64)?;
-        if out.timed_out {
-            if !stderr.is_empty() && !stderr.ends_with('\n') {
-                stderr.push('\n');
-            }
-            stderr.push_str(&format!("command timed out after {}s", p.timeout_seconds));
-        }
+        agent::note_timeout(&mut stderr, out.timed_out, p.timeout_seconds);
         let mode = execution_mode(rec.backend);
         let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let (_, mut rec) = self.load(&p.workspace_id)?;
