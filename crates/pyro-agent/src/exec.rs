@@ -2,8 +2,10 @@
 //!
 //! # Behaviour
 //!
-//! - The command runs as `/bin/sh -lc <command>` with stdin from `/dev/null`, in a new
-//!   session (so a new process group whose id is the shell's pid).
+//! - The command runs as `/bin/sh -c <command>` with the cached login environment
+//!   ([`crate::login_env`]) in guest mode, else as `/bin/sh -lc <command>`; stdin is
+//!   `/dev/null`, and it runs in a new session (so a new process group whose id is the
+//!   shell's pid).
 //! - stdout and stderr are drained concurrently by two threads. Each keeps at most
 //!   `max_output_bytes`; the rest is read and dropped, and `truncated` is set.
 //! - At the timeout the whole process group gets SIGKILL; the result then has exit
@@ -42,8 +44,10 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Environment a command starts with.
 #[derive(Debug, Clone)]
 pub(crate) enum BaseEnv {
-    /// The agent's own environment.
+    /// The agent's own environment, through a login shell (`sh -lc`).
     Inherit,
+    /// Exactly these variables (the captured login environment), with `sh -c`.
+    Login(crate::login_env::EnvVars),
     /// Only PATH (the agent's, or a default), HOME and `LANG=C.UTF-8`.
     Clean {
         /// Value of HOME.
@@ -120,10 +124,17 @@ fn spawn_reader(
 
 fn build_command(plan: &ExecPlan<'_>) -> Command {
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-lc").arg(plan.command).current_dir(plan.cwd);
-    if let BaseEnv::Clean { home } = &plan.base_env {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-        cmd.env_clear().env("PATH", path).env("HOME", home).env("LANG", "C.UTF-8");
+    let flag = if matches!(plan.base_env, BaseEnv::Login(_)) { "-c" } else { "-lc" };
+    cmd.arg(flag).arg(plan.command).current_dir(plan.cwd);
+    match &plan.base_env {
+        BaseEnv::Inherit => {}
+        BaseEnv::Login(vars) => {
+            cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
+        }
+        BaseEnv::Clean { home } => {
+            let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+            cmd.env_clear().env("PATH", path).env("HOME", home).env("LANG", "C.UTF-8");
+        }
     }
     cmd.envs(plan.env);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -291,6 +302,27 @@ mod tests {
         let lines: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(lines.len(), 2, "{text:?}");
         assert_eq!(lines[0], lines[1], "pgid == pid of the shell");
+    }
+
+    #[test]
+    fn login_base_env_is_exact_and_request_vars_win() {
+        let vars = std::sync::Arc::new(vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("FROM_PROFILE".into(), "p".into()),
+            ("PYRO_TEST_VAR".into(), "profile".into()),
+        ]);
+        let env = BTreeMap::from([("PYRO_TEST_VAR".to_owned(), "request".to_owned())]);
+        let dir = std::env::temp_dir();
+        let plan = ExecPlan {
+            command: "echo \"$FROM_PROFILE $PYRO_TEST_VAR ${HOME-unset}\"; echo $0",
+            cwd: &dir,
+            base_env: BaseEnv::Login(vars),
+            env: &env,
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 1024,
+        };
+        let out = run(&plan).expect("exec");
+        assert_eq!(decode(&out.stdout_b64), "p request unset\n/bin/sh\n");
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub mod archive;
 mod error;
 mod exec;
 mod files;
+pub mod login_env;
 pub mod paths;
+pub mod port_wake;
 mod pty;
 pub mod secrets;
 mod serve;
@@ -102,6 +104,7 @@ pub struct Sandbox {
     power_off: bool,
     shells: shells::Shells,
     services: services::Services,
+    login_env: login_env::LoginEnv,
 }
 
 impl Sandbox {
@@ -119,6 +122,7 @@ impl Sandbox {
             power_off: true,
             shells: shells::Shells::default(),
             services: services::Services::default(),
+            login_env: login_env::LoginEnv::default(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Sandbox {
             power_off: false,
             shells: shells::Shells::default(),
             services: services::Services::default(),
+            login_env: login_env::LoginEnv::default(),
         }
     }
 
@@ -284,9 +289,20 @@ impl Sandbox {
         }
     }
 
+    /// Capture the login environment now (guest mode), so the first exec does not pay
+    /// for it. See [`login_env`].
+    pub fn warm_login_env(&self) {
+        if self.mode == SandboxMode::Guest {
+            let _ = self.login_env.get();
+        }
+    }
+
     fn exec(&self, req: &ExecRequest) -> Result<pyro_protocol::ExecOutput, SandboxError> {
         let (cwd, base_env) = match self.mode {
-            SandboxMode::Guest => (self.guest_cwd(&req.cwd)?, exec::BaseEnv::Inherit),
+            SandboxMode::Guest => (
+                self.guest_cwd(&req.cwd)?,
+                self.login_env.get().map_or(exec::BaseEnv::Inherit, exec::BaseEnv::Login),
+            ),
             SandboxMode::HostCompat => (
                 self.host_compat_cwd(&req.cwd)?,
                 exec::BaseEnv::Clean { home: self.workspace_dir.clone() },

@@ -12,11 +12,13 @@
 //!
 //! Diagnostics go to stderr, which is the console in the guest.
 
+use pyro_agent::port_wake::{self, PortWaker};
 use pyro_agent::sys::{self, Reaped};
 use pyro_agent::{FrameServer, Sandbox};
 use pyro_protocol::{AGENT_PORT_PREFIX, WORKSPACE_ROOT};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufReader};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -33,6 +35,12 @@ fn main() -> ExitCode {
         Some("--init") => run_init(),
         Some("--serve") => run_serve(),
         Some("--stdio") => run_stdio(),
+        Some(pyro_agent::login_env::PRINT_ENV_ARG) => {
+            match pyro_agent::login_env::print_env0(&mut io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
         Some("--version") => {
             println!("pyro-guest-agent {}", pyro_agent::AGENT_VERSION);
             ExitCode::SUCCESS
@@ -141,6 +149,9 @@ fn find_ports() -> Vec<(String, PathBuf)> {
 
 fn run_serve() -> ExitCode {
     let sandbox = Arc::new(Sandbox::guest(WORKSPACE_ROOT));
+    if let Err(e) = port_wake::install_noop_handler() {
+        eprintln!("pyro-guest-agent: cannot install the SIGIO handler: {e}");
+    }
     let started = Instant::now();
     let mut warned = false;
     let ports = loop {
@@ -169,6 +180,12 @@ fn run_serve() -> ExitCode {
         }
     }
     eprintln!("PYRO-AGENT ready ports={} uptime={}", threads.len(), uptime());
+    let warm = Arc::clone(&sandbox);
+    if let Err(e) =
+        thread::Builder::new().name("login-env".into()).spawn(move || warm.warm_login_env())
+    {
+        eprintln!("pyro-guest-agent: cannot start the login environment capture: {e}");
+    }
     for handle in threads {
         let _ = handle.join();
     }
@@ -184,9 +201,10 @@ fn uptime() -> String {
 }
 
 /// Serve one port forever. While no host is connected, reads return EOF at once, so
-/// EOF just means "poll again shortly"; the device stays open and the writer is shared
-/// across reconnects, so answers to requests of a vanished host may go to the next one
-/// (which ignores ids it did not send).
+/// EOF means "sleep until the host side changes" ([`PortWaker`]: a SIGIO from the
+/// driver, not polling); the device stays open and the writer is shared across
+/// reconnects, so answers to requests of a vanished host may go to the next one (which
+/// ignores ids it did not send).
 fn serve_port(sandbox: Arc<Sandbox>, device: &Path) {
     loop {
         let file = match OpenOptions::new().read(true).write(true).open(device) {
@@ -205,6 +223,13 @@ fn serve_port(sandbox: Arc<Sandbox>, device: &Path) {
                 continue;
             }
         };
+        let (waker, problem) = PortWaker::arm(file.as_fd());
+        if let Some(e) = problem {
+            eprintln!(
+                "pyro-guest-agent: cannot wait for host events on {} ({e}); polling",
+                device.display()
+            );
+        }
         let server = FrameServer::new(Arc::clone(&sandbox), writer);
         loop {
             match server.run(BufReader::new(&file)) {
@@ -217,7 +242,7 @@ fn serve_port(sandbox: Arc<Sandbox>, device: &Path) {
                     break;
                 }
             }
-            thread::sleep(Duration::from_millis(10));
+            waker.wait();
         }
     }
 }
