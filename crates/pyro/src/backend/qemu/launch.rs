@@ -351,7 +351,7 @@ mod tests {
         let network = NetworkSpec::default();
         let args = strings(&qemu_args(&config(&paths, &network, Accel::Tcg)));
         let joined = args.join(" ");
-        assert!(joined.starts_with("-M q35 -accel tcg -m 512 -smp 2 -nodefaults -no-user-config -display none -daemonize -no-reboot"), "{joined}");
+        assert!(joined.starts_with("-M q35 -accel tcg -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -daemonize -no-reboot"), "{joined}");
         assert_eq!(value_after(&args, "-pidfile"), ["/w/ab/sandbox/qemu.pid"]);
         assert_eq!(value_after(&args, "-qmp"), ["unix:/w/ab/sandbox/qmp.sock,server=on,wait=off"]);
         assert_eq!(value_after(&args, "-serial"), ["file:/w/ab/sandbox/console.log"]);
