@@ -219,7 +219,8 @@ pub enum Request {
 /// How to run a command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecRequest {
-    /// Shell command line run with `/bin/sh -lc`.
+    /// Shell command line, run by `/bin/sh -c` with the login environment (the one
+    /// `sh -lc` would set up; agents before 0.1 ran `/bin/sh -lc`).
     pub command: String,
     /// Working directory.
     pub cwd: String,
