@@ -28,6 +28,12 @@
 //! - no member may sit below a symlink member (written "through" it), nor below a file
 //!   member, and a path may appear twice only if both members are directories.
 //!
+//! With [`LinkTargets::Kept`] (host-side exports, see [`unpack_into_with`]) symlink
+//! targets are not checked at all: a link to `/etc/passwd` or `../../x` is written as
+//! that link, and stays harmless because nothing is ever written through a link (the
+//! rule above still holds) and the host never follows one. The guest's own imports
+//! keep [`LinkTargets::Contained`].
+//!
 //! [`unpack_into`] then also checks the existing destination (unless `replace` empties
 //! it first): no member may pass through an existing symlink or replace a directory
 //! with a non-directory. Existing files and symlinks named by a member are replaced.
@@ -252,6 +258,7 @@ impl Packer {
             self.builder
                 .append_link(&mut header, rel, &target)
                 .map_err(io_err("archive symlink", host))?;
+            self.stats.symlink_count += 1;
             ArtifactType::Symlink
         } else if file_type.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
@@ -328,6 +335,7 @@ struct Member {
 struct Plan {
     members: Vec<Member>,
     stats: ArchiveStats,
+    links: LinkTargets,
 }
 
 fn display(path: &Path) -> String {
@@ -337,10 +345,18 @@ fn display(path: &Path) -> String {
 /// Check every member of `bytes` against the rules in the module docs without
 /// touching the file system. Returns the stats unpacking would report.
 pub fn validate_archive(bytes: &[u8]) -> Result<ArchiveStats, ArchiveError> {
-    plan(bytes).map(|plan| plan.stats)
+    plan(bytes, LinkTargets::Contained).map(|plan| plan.stats)
 }
 
-fn plan(bytes: &[u8]) -> Result<Plan, ArchiveError> {
+/// [`validate_archive`] with a choice of which symlink targets are accepted.
+pub fn validate_archive_with(
+    bytes: &[u8],
+    links: LinkTargets,
+) -> Result<ArchiveStats, ArchiveError> {
+    plan(bytes, links).map(|plan| plan.stats)
+}
+
+fn plan(bytes: &[u8], links: LinkTargets) -> Result<Plan, ArchiveError> {
     let mut archive = tar::Archive::new(Cursor::new(bytes));
     let mut members = Vec::new();
     let mut stats = ArchiveStats::default();
@@ -401,13 +417,15 @@ fn plan(bytes: &[u8]) -> Result<Plan, ArchiveError> {
             kind
         };
         stats.entry_count += 1;
-        if let MemberKind::File { len, .. } = kind {
-            stats.bytes_written += len as u64;
+        match kind {
+            MemberKind::File { len, .. } => stats.bytes_written += len as u64,
+            MemberKind::Symlink { .. } => stats.symlink_count += 1,
+            _ => {}
         }
         members.push(Member { path, kind, mode, mtime });
     }
-    check_members(&members)?;
-    Ok(Plan { members, stats })
+    check_members(&members, links)?;
+    Ok(Plan { members, stats, links })
 }
 
 fn entry_type_name(t: tar::EntryType) -> String {
@@ -450,7 +468,7 @@ enum Declared {
     Symlink,
 }
 
-fn check_members(members: &[Member]) -> Result<(), ArchiveError> {
+fn check_members(members: &[Member], links: LinkTargets) -> Result<(), ArchiveError> {
     let mut declared: HashMap<&Path, Declared> = HashMap::new();
     for m in members {
         let d = match m.kind {
@@ -491,7 +509,9 @@ fn check_members(members: &[Member]) -> Result<(), ArchiveError> {
             }
         }
         if let MemberKind::Symlink { target } = &m.kind {
-            check_symlink_target(&m.path, target, |p| symlinks.contains(p))?;
+            if links == LinkTargets::Contained {
+                check_symlink_target(&m.path, target, |p| symlinks.contains(p))?;
+            }
         }
     }
     Ok(())
@@ -534,6 +554,17 @@ fn check_symlink_target(
 // ---------------------------------------------------------------------------------------
 // Unpacking
 
+/// Which symlink targets an unpack accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkTargets {
+    /// Relative targets that stay inside the destination (the guest's imports).
+    #[default]
+    Contained,
+    /// Any target, kept verbatim as a link (host exports of a guest tree: links are
+    /// data there, never followed or written through).
+    Kept,
+}
+
 /// Validate `bytes` completely, then unpack it into `dest` (created if missing; if
 /// `replace`, emptied first). `dest` itself is trusted and may be reached through a
 /// symlink; nothing below it is ever written through one.
@@ -541,7 +572,17 @@ fn check_symlink_target(
 /// Nothing is written when validation fails. An I/O error during extraction can leave
 /// a partly unpacked tree.
 pub fn unpack_into(bytes: &[u8], dest: &Path, replace: bool) -> Result<ArchiveStats, ArchiveError> {
-    let plan = plan(bytes)?;
+    unpack_into_with(bytes, dest, replace, LinkTargets::Contained)
+}
+
+/// [`unpack_into`] with a choice of which symlink targets are accepted.
+pub fn unpack_into_with(
+    bytes: &[u8],
+    dest: &Path,
+    replace: bool,
+    links: LinkTargets,
+) -> Result<ArchiveStats, ArchiveError> {
+    let plan = plan(bytes, links)?;
     match fs::metadata(dest) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(ArchiveError::DestinationNotDirectory(dest.to_path_buf())),
@@ -627,7 +668,7 @@ fn check_against_destination(plan: &Plan, dest: &Path) -> Result<(), ArchiveErro
                 return Err(ArchiveError::DestinationConflict { name: display(&m.path) });
             }
         }
-        if let MemberKind::Symlink { target } = &m.kind {
+        if let (MemberKind::Symlink { target }, LinkTargets::Contained) = (&m.kind, plan.links) {
             let mut failure = None;
             check_symlink_target(&m.path, target, |p| {
                 if let Some(known) = existing_symlinks.get(p) {
@@ -887,7 +928,7 @@ mod tests {
             dir("a"),
         ]);
         let stats = validate_archive(&bytes).expect("valid");
-        assert_eq!(stats, ArchiveStats { entry_count: 7, bytes_written: 7 });
+        assert_eq!(stats, ArchiveStats { entry_count: 7, bytes_written: 7, symlink_count: 2 });
     }
 
     #[test]
@@ -943,7 +984,7 @@ mod tests {
 
         let (bytes, kind, stats) = pack_path(&src).expect("pack");
         assert_eq!(kind, ArtifactType::Directory);
-        assert_eq!(stats, ArchiveStats { entry_count: 6, bytes_written: 13 });
+        assert_eq!(stats, ArchiveStats { entry_count: 6, bytes_written: 13, symlink_count: 1 });
         let names: Vec<String> = tar::Archive::new(bytes.as_slice())
             .entries()
             .expect("entries")
@@ -961,7 +1002,7 @@ mod tests {
         // A single symlink packs as one member named after it.
         let (bytes, kind, stats) = pack_path(&src.join("z-link")).expect("pack");
         assert_eq!(kind, ArtifactType::Symlink);
-        assert_eq!(stats, ArchiveStats { entry_count: 1, bytes_written: 0 });
+        assert_eq!(stats, ArchiveStats { entry_count: 1, bytes_written: 0, symlink_count: 1 });
         let mut archive = tar::Archive::new(bytes.as_slice());
         let entry = archive.entries().expect("entries").next().expect("one").expect("entry");
         assert_eq!(entry.path().expect("path").as_ref(), Path::new("z-link"));

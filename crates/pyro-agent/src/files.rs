@@ -441,7 +441,7 @@ mod tests {
         let dir = ws();
         let (bytes, kind, stats) = export(dir.path(), "/workspace/b").expect("export");
         assert_eq!(kind, ArtifactType::Directory);
-        assert_eq!(stats, ArchiveStats { entry_count: 3, bytes_written: 3 });
+        assert_eq!(stats, ArchiveStats { entry_count: 3, bytes_written: 3, symlink_count: 0 });
         let stats2 = import(dir.path(), "/workspace/copy/of/b", false, &bytes).expect("import");
         assert_eq!(stats2, stats);
         assert_eq!(fs::read(dir.path().join("copy/of/b/sub/deep.txt")).expect("read"), b"d");

@@ -486,6 +486,10 @@ pub struct ExportResult {
     pub entry_count: u64,
     /// Regular file bytes written.
     pub bytes_written: u64,
+    /// Symlinks in the export, written as links exactly as the guest had them (also
+    /// absolute ones and ones pointing outside the tree); pyro never follows them.
+    #[serde(default)]
+    pub symlink_count: u64,
     /// Where it ran.
     pub execution_mode: ExecutionMode,
 }

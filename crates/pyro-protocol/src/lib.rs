@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 4);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 5);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -356,6 +356,10 @@ pub struct ArchiveStats {
     pub entry_count: u64,
     /// Sum of regular file sizes.
     pub bytes_written: u64,
+    /// Symlink members (stored as links, never followed). Since protocol 1.5; older
+    /// agents leave it out (0).
+    #[serde(default)]
+    pub symlink_count: u64,
 }
 
 /// Machine-readable error category.

@@ -13,6 +13,7 @@
 //!   every result says `execution_mode: host_compat`.
 
 pub mod host_compat;
+pub mod limits;
 // Signals and file locks on QEMU processes need a few libc calls, each with a SAFETY note.
 #[allow(unsafe_code)]
 pub mod qemu;
@@ -116,6 +117,10 @@ pub enum BackendError {
     /// Protocol violation.
     #[error("agent protocol error: {0}")]
     Protocol(String),
+    /// The guest sent something that is not a valid answer (too long, not JSON, a flood,
+    /// a forged size). The guest is untrusted: its workspace's agent is unhealthy.
+    #[error("the guest agent sent an invalid answer: {0}")]
+    InvalidAnswer(String),
     /// The backend cannot do this.
     #[error("{operation} is not supported by backend {backend}")]
     Unsupported {

@@ -21,12 +21,70 @@ pub fn call(
     }
 }
 
+/// The guest's answer is not valid (wrong shape, forged size, escaping path).
+pub fn invalid(detail: impl Into<String>) -> PyroError {
+    PyroError::Backend(BackendError::InvalidAnswer(detail.into()))
+}
+
 /// The answer did not have the expected shape.
 pub fn unexpected(what: &str, response: &Response) -> PyroError {
-    PyroError::Backend(BackendError::Protocol(format!(
-        "unexpected answer to {what}: {}",
-        serde_json::to_string(response).unwrap_or_default()
-    )))
+    let shown: String =
+        serde_json::to_string(response).unwrap_or_default().chars().take(200).collect();
+    invalid(format!("unexpected answer to {what}: {shown}"))
+}
+
+/// Decode a file read's answer, checking every size the guest claims against what was
+/// asked: at most `max_bytes` of data, `truncated` exactly when the file is larger, and
+/// an untruncated file exactly as long as its data.
+pub fn file_data(
+    size_bytes: u64,
+    data_b64: &str,
+    truncated: bool,
+    max_bytes: u64,
+) -> Result<Vec<u8>> {
+    if data_b64.len() > crate::backend::limits::base64_len(max_bytes) {
+        return Err(invalid(format!(
+            "a file read of {} base64 characters for at most {max_bytes} bytes",
+            data_b64.len()
+        )));
+    }
+    let data = unb64(data_b64)?;
+    let len = data.len() as u64;
+    let consistent = len <= max_bytes
+        && if truncated { size_bytes > len && len == max_bytes } else { size_bytes == len };
+    if !consistent {
+        return Err(invalid(format!(
+            "a file read that claims size {size_bytes} (truncated: {truncated}) with {len} bytes \
+             of data for at most {max_bytes}"
+        )));
+    }
+    Ok(data)
+}
+
+/// Check a listing of `root` from the guest: every entry is `root` itself or lies below
+/// it, written as a plain absolute path (no `.`, `..`, empty components or NUL), so a
+/// caller that joins a listed path to anything cannot be led outside.
+pub fn check_listing(root: &str, entries: &[pyro_protocol::FileEntry]) -> Result<()> {
+    let prefix = format!("{}/", root.trim_end_matches('/'));
+    for entry in entries {
+        let path = entry.path.as_str();
+        let plain = path.starts_with('/')
+            && !path.contains('\0')
+            && path[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        if !plain || (path != root && !path.starts_with(&prefix)) {
+            let shown: String = path.chars().take(200).collect();
+            return Err(invalid(format!("a listing of {root} names {shown:?}, outside it")));
+        }
+    }
+    Ok(())
+}
+
+/// Decode one captured exec output, at most `max_bytes` long.
+pub fn exec_output(b64: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    if b64.len() > crate::backend::limits::base64_len(max_bytes) {
+        return Err(invalid(format!("an exec output longer than its cap of {max_bytes} bytes")));
+    }
+    unb64(b64)
 }
 
 /// How long the host waits for an exec answer: the guest's own timeout plus a margin
@@ -53,12 +111,49 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Decode bytes from the wire.
 pub fn unb64(text: &str) -> Result<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| {
-        PyroError::Backend(BackendError::Protocol(format!("bad base64 from agent: {e}")))
-    })
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| invalid(format!("bad base64: {e}")))
 }
 
 /// Bytes as text, invalid UTF-8 replaced.
 pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_file_sizes_are_refused() {
+        let ok = |size, data: &[u8], truncated, max| file_data(size, &b64(data), truncated, max);
+        assert_eq!(ok(3, b"abc", false, 10).expect("exact"), b"abc");
+        assert_eq!(ok(99, b"ab", true, 2).expect("cut"), b"ab");
+        for (size, data, truncated, max) in [
+            (3u64, &b"abcd"[..], false, 10u64), // size lies
+            (4, b"abcd", false, 3),             // more data than asked
+            (2, b"ab", true, 2),                // truncated but not larger
+            (9, b"a", true, 2),                 // truncated short of max
+        ] {
+            let err = ok(size, data, truncated, max).expect_err("forged");
+            assert!(err.to_string().contains("invalid answer"), "{err}");
+        }
+        assert!(file_data(1, "!!!!", false, 10).is_err());
+        let entry = |path: &str| pyro_protocol::FileEntry {
+            path: path.into(),
+            artifact_type: pyro_protocol::ArtifactType::File,
+            size_bytes: 0,
+            link_target: None,
+        };
+        let listed = |paths: &[&str]| {
+            check_listing("/workspace/src", &paths.iter().map(|p| entry(p)).collect::<Vec<_>>())
+        };
+        listed(&["/workspace/src", "/workspace/src/a/b.rs"]).expect("inside");
+        for bad in ["/workspace/src/../../etc/passwd", "/etc/passwd", "/workspace/srcx", "rel", "/workspace/src//a"] {
+            assert!(listed(&[bad]).is_err(), "{bad}");
+        }
+        assert!(exec_output(&b64(&[0u8; 10]), 9).is_err());
+        assert_eq!(exec_output(&b64(b"hi"), 2).expect("fits"), b"hi");
+    }
 }

@@ -96,7 +96,10 @@ pub fn write_export(tar: &[u8], kind: ArtifactType, output: &Path) -> Result<Arc
     fs::create_dir_all(parent).map_err(|e| PyroError::io("could not create", parent, e))?;
     let staging = parent.join(format!(".pyro-export-{}", super::state::new_id()));
     let result = (|| -> Result<ArchiveStats> {
-        let stats = archive::unpack_into(tar, &staging, false).map_err(|e| {
+        // Links are kept verbatim (absolute ones too): the export writes nothing
+        // through them and pyro never follows them afterwards.
+        let stats = archive::unpack_into_with(tar, &staging, false, archive::LinkTargets::Kept)
+            .map_err(|e| {
             PyroError::invalid(format!("exported archive could not be written: {e}"))
         })?;
         let from = match kind {
@@ -122,4 +125,111 @@ pub fn write_export(tar: &[u8], kind: ArtifactType, output: &Path) -> Result<Arc
         let _ = fs::remove_dir_all(&staging);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    //! Exports of archives forged by a hostile guest: each is refused before anything
+    //! is written, and nothing ever lands outside the output path.
+    use super::*;
+
+    /// `(name, type, data, link)` members with raw GNU headers, so hostile names stay.
+    fn forged(members: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data, link) in members {
+            let mut header = tar::Header::new_gnu();
+            let gnu = header.as_gnu_mut().expect("gnu");
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, *data).expect("append");
+        }
+        builder.into_inner().expect("finish")
+    }
+
+    fn names_below(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                out.push(path.strip_prefix(root).expect("below").display().to_string());
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn forged_export_archives_write_nothing() {
+        use tar::EntryType::{Block, Char, Link, Regular, Symlink};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let host = tmp.path().join("host");
+        fs::create_dir_all(host.join("victim")).expect("mkdir");
+        fs::write(host.join("victim/secret"), "keep").expect("write");
+        // A huge sparse file: a header that claims 64 GiB with no data behind it.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("big").expect("name");
+        header.set_entry_type(Regular);
+        header.set_size(64 << 30);
+        header.set_cksum();
+        let mut sparse = header.as_bytes().to_vec();
+        sparse.extend_from_slice(&[0u8; 1024]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("dotdot", forged(&[("../victim/secret", Regular, b"pwn", "")])),
+            ("absolute", forged(&[("/tmp/pyro-pwned", Regular, b"pwn", "")])),
+            (
+                "write through symlink",
+                forged(&[("l", Symlink, b"", "../victim"), ("l/secret", Regular, b"pwn", "")]),
+            ),
+            (
+                "write through absolute symlink",
+                forged(&[("l", Symlink, b"", "/"), ("l/tmp/pyro-pwned", Regular, b"pwn", "")]),
+            ),
+            ("hard link", forged(&[("h", Link, b"", "../victim/secret")])),
+            ("char device", forged(&[("null", Char, b"", "")])),
+            ("block device", forged(&[("sda", Block, b"", "")])),
+            ("huge sparse file", sparse),
+            ("garbage", b"\x00not a tar at all".repeat(100)),
+        ];
+        for (case, tar) in cases {
+            let output = host.join("out");
+            let err = write_export(&tar, ArtifactType::Directory, &output).expect_err(case);
+            assert!(err.to_string().contains("exported archive"), "{case}: {err}");
+            assert!(!output.exists(), "{case}: output written");
+            assert_eq!(names_below(&host), ["victim", "victim/secret"], "{case}");
+            assert_eq!(fs::read_to_string(host.join("victim/secret")).expect("read"), "keep");
+        }
+        assert!(!Path::new("/tmp/pyro-pwned").exists());
+    }
+
+    #[test]
+    fn exported_symlinks_stay_links_whatever_their_target() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tar = forged(&[
+            ("src", Directory, b"", ""),
+            ("src/main.rs", Regular, b"fn main() {}", ""),
+            ("etc-passwd", Symlink, b"", "/etc/passwd"),
+            ("src/up", Symlink, b"", "../../../outside"),
+            ("src/main-link", Symlink, b"", "main.rs"),
+        ]);
+        let output = tmp.path().join("export");
+        let stats = write_export(&tar, ArtifactType::Directory, &output).expect("export");
+        assert_eq!(stats.symlink_count, 3);
+        assert_eq!(stats.entry_count, 5);
+        assert_eq!(fs::read_link(output.join("etc-passwd")).expect("link"), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::read_link(output.join("src/up")).expect("link"),
+            Path::new("../../../outside")
+        );
+        assert_eq!(fs::read_to_string(output.join("src/main-link")).expect("read"), "fn main() {}");
+        assert_eq!(names_below(tmp.path()).len(), 6, "only the export: {:?}", names_below(tmp.path()));
+    }
 }

@@ -2,7 +2,7 @@
 //! that created them; their sandbox directories sit under `<state>/vms/<id>` and carry
 //! the owner's pid so a later process can clean up after one that crashed.
 
-use super::agent::{self, lossy, unb64, unexpected};
+use super::agent::{self, lossy, unexpected};
 use super::error::{PyroError, Result};
 use super::state::{self, now};
 use super::workspace::execution_mode;
@@ -214,7 +214,7 @@ impl Runtime {
             environment: entry.record.environment.clone(),
             environment_version: entry.record.environment_version.clone(),
             command: p.command,
-            stdout: lossy(&unb64(&out.stdout_b64)?),
+            stdout: lossy(&agent::exec_output(&out.stdout_b64, validate::MAX_OUTPUT_BYTES)?),
             stderr,
             exit_code: out.exit_code,
             duration_ms: out.duration_ms,
@@ -245,7 +245,7 @@ impl Runtime {
             Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
             other => return Err(unexpected("exec", &other)),
         };
-        let mut stderr = lossy(&unb64(&out.stderr_b64)?);
+        let mut stderr = lossy(&agent::exec_output(&out.stderr_b64, validate::MAX_OUTPUT_BYTES)?);
         agent::note_timeout(&mut stderr, out.timed_out, p.timeout_seconds);
         Ok((out, stderr))
     }

@@ -440,7 +440,7 @@ impl Runtime {
         };
         drop(ch);
         let clean = |b64: &str| -> Result<String> {
-            let text = lossy(&unb64(b64)?);
+            let text = lossy(&agent::exec_output(b64, validate::MAX_OUTPUT_BYTES)?);
             Ok(if out.truncated {
                 redactor.redact_truncated(&text)
             } else {
@@ -589,7 +589,10 @@ impl Runtime {
         let mut ch = self.channel(&dir, &rec)?;
         let request = Request::ListFiles { path: path.clone(), recursive: p.recursive };
         let entries = match agent::call(ch.as_mut(), request, QUICK)? {
-            Response::Files { entries } => entries.into_iter().map(convert_entry).collect(),
+            Response::Files { entries } => {
+                agent::check_listing(&path, &entries)?;
+                entries.into_iter().map(convert_entry).collect()
+            }
             other => return Err(unexpected("list_files", &other)),
         };
         Ok(FileListResult {
@@ -615,7 +618,12 @@ impl Runtime {
                 path,
                 size_bytes,
                 max_bytes: p.max_bytes,
-                content: self.redactor(&dir).redact(&lossy(&unb64(&data_b64)?)),
+                content: self.redactor(&dir).redact(&lossy(&agent::file_data(
+                    size_bytes,
+                    &data_b64,
+                    truncated,
+                    p.max_bytes,
+                )?)),
                 truncated,
                 execution_mode: execution_mode(rec.backend),
             }),
@@ -658,13 +666,18 @@ impl Runtime {
             let request =
                 Request::ReadFile { path: guest.clone(), max_bytes: validate::MAX_FILE_BYTES };
             let old = match ch.call(request, QUICK)? {
-                Response::FileData { data_b64, truncated, .. } => {
+                Response::FileData { size_bytes, data_b64, truncated } => {
+                    let bytes = agent::file_data(
+                        size_bytes,
+                        &data_b64,
+                        truncated,
+                        validate::MAX_FILE_BYTES,
+                    )?;
                     if truncated {
                         return Err(PyroError::invalid(format!(
                             "workspace patch target is larger than 1 MiB: {guest}"
                         )));
                     }
-                    let bytes = unb64(&data_b64)?;
                     Some(String::from_utf8(bytes).map_err(|_| {
                         PyroError::invalid(format!(
                             "workspace patch only supports UTF-8 text files: {guest}"
@@ -777,6 +790,7 @@ impl Runtime {
             artifact_type: convert_type(artifact_type),
             entry_count: stats.entry_count,
             bytes_written: stats.bytes_written,
+            symlink_count: stats.symlink_count,
             execution_mode: execution_mode(rec.backend),
         })
     }

@@ -1,6 +1,7 @@
 //! Booting with a watchdog: launch QEMU, wait for the agent's hello on port 0, and kill
 //! and relaunch once when it does not come within the deadline.
 
+use super::super::limits::HELLO_ANSWER_CAP;
 use super::super::BackendError;
 use super::channel::{AgentHello, Session};
 use super::console::{self, ConsoleMarkers};
@@ -165,15 +166,15 @@ fn wait_for_agent(
             next_hello = now + HELLO_RESEND;
         }
         let until = deadline.min(next_hello).min(now + LIVENESS_POLL);
-        match session.receive_until(&ids, until) {
+        match session.receive_until(&ids, until, HELLO_ANSWER_CAP) {
             Ok(Some((_, response))) => {
                 return AgentHello::from_response(response)
                     .map(|hello| (pid, hello))
                     .map_err(AttemptError::Fatal)
             }
             Ok(None) => {}
-            Err(BackendError::Protocol(message)) => {
-                return Err(AttemptError::Fatal(BackendError::Protocol(message)))
+            Err(e @ (BackendError::Protocol(_) | BackendError::InvalidAnswer(_))) => {
+                return Err(AttemptError::Fatal(e))
             }
             // The socket closes a moment before the process is gone.
             Err(_) if process::wait_gone(pid, Duration::from_millis(500)) => {

@@ -22,6 +22,7 @@
 //! session stays usable (the late answer will be skipped). After a failed or partial
 //! write the session is dropped and the next call reconnects.
 
+use super::super::limits::{answer_cap, GuestLimits, MAX_SKIPPED_ANSWERS};
 use super::super::{AgentChannel, BackendError};
 use super::layout::{connect_unix, SandboxPaths};
 use super::process;
@@ -67,14 +68,47 @@ impl AgentHello {
                         protocol.0, protocol.1, PROTOCOL_VERSION.0, PROTOCOL_VERSION.1
                     )));
                 }
+                check_hello_text("agent_version", &agent_version)?;
+                check_hello_text("kernel_release", &kernel_release)?;
+                if capabilities.len() > MAX_HELLO_CAPABILITIES {
+                    return Err(invalid(format!(
+                        "a hello with {} capabilities (at most {MAX_HELLO_CAPABILITIES})",
+                        capabilities.len()
+                    )));
+                }
+                for capability in &capabilities {
+                    check_hello_text("capability", capability)?;
+                }
                 Ok(AgentHello { agent_version, protocol, capabilities, kernel_release })
             }
             Response::Error { kind, message } => Err(BackendError::Protocol(format!(
                 "the agent refused hello ({kind:?}): {message}"
             ))),
-            other => Err(BackendError::Protocol(format!("expected a hello answer, got {other:?}"))),
+            other => Err(invalid(format!(
+                "expected a hello, got {}",
+                serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
+            ))),
         }
     }
+}
+
+/// Most capabilities a hello may list.
+const MAX_HELLO_CAPABILITIES: usize = 64;
+/// Longest text field of a hello.
+const MAX_HELLO_TEXT: usize = 128;
+
+/// A hello field is short printable ASCII (it ends up in records and messages).
+fn check_hello_text(what: &str, text: &str) -> Result<(), BackendError> {
+    if text.is_empty()
+        || text.len() > MAX_HELLO_TEXT
+        || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        let shown: String = text.chars().take(40).collect();
+        return Err(invalid(format!(
+            "a hello whose {what} is not 1-{MAX_HELLO_TEXT} printable characters: {shown:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh random request id.
@@ -87,6 +121,25 @@ fn fresh_id() -> u64 {
 #[derive(Deserialize)]
 struct IdOnly {
     id: u64,
+}
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The error for anything the guest sent that breaks the protocol.
+fn invalid(detail: String) -> BackendError {
+    BackendError::InvalidAnswer(detail)
+}
+
+/// The id of a frame from its first bytes (`{"id":<digits>,` as the agent writes
+/// it), without parsing the rest.
+fn leading_id(bytes: &[u8]) -> Option<u64> {
+    let rest = bytes.strip_prefix(b"{\"id\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// Most resynchronisation points tried on a line that does not parse.
@@ -126,14 +179,26 @@ pub struct Session {
     /// The flock on `agent-<port>.lock`, held while the session lives.
     _lock: Option<File>,
     port: Option<usize>,
-    /// A write failed or was cut short: the stream may hold half a frame.
+    /// A write failed or was cut short, or the guest broke the framing: the stream may
+    /// hold half a frame.
     broken: bool,
+    /// The rest of an over-long answer to another request is being dropped.
+    skipping: bool,
+    limits: GuestLimits,
 }
 
 impl Session {
     /// A session over an already connected stream.
     pub fn new(stream: UnixStream, lock: Option<File>, port: Option<usize>) -> Self {
-        Session { stream, pending: Vec::new(), _lock: lock, port, broken: false }
+        Session {
+            stream,
+            pending: Vec::new(),
+            _lock: lock,
+            port,
+            broken: false,
+            skipping: false,
+            limits: GuestLimits::from_env(),
+        }
     }
 
     /// Try to claim port `index` of a sandbox: `Ok(None)` when another process holds it.
@@ -238,42 +303,87 @@ impl Session {
         Ok(id)
     }
 
-    /// Take the next complete line out of `pending`, if there is one.
-    fn next_line(&mut self, scanned: &mut usize) -> Option<Vec<u8>> {
-        let pos = self.pending[*scanned..].iter().position(|b| *b == b'\n')? + *scanned;
-        let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
-        line.pop();
-        *scanned = 0;
-        Some(line)
-    }
-
     /// Wait until `until` for the answer to one of `ids`; `Ok(None)` when `until` passed.
-    /// Lines that do not parse and answers to other ids are skipped.
+    /// Lines that do not parse and answers to other ids are skipped (at most
+    /// [`MAX_SKIPPED_ANSWERS`]); an answer line longer than `cap` bytes is refused as
+    /// soon as it passes the cap, and one that answers another id is dropped while it
+    /// streams by, so the session never holds more than `cap` plus one read buffer.
     pub fn receive_until(
         &mut self,
         ids: &[u64],
         until: Instant,
+        cap: usize,
     ) -> Result<Option<(u64, Response)>, BackendError> {
         let mut scanned = 0;
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut skipped = 0usize;
+        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            while let Some(mut line) = self.next_line(&mut scanned) {
-                let Some((start, id)) = frame_id(&line) else {
-                    continue;
-                };
-                line.drain(..start);
-                if !ids.contains(&id) {
-                    continue;
+            if self.skipping {
+                match self.pending.iter().position(|b| *b == b'\n') {
+                    Some(pos) => {
+                        self.pending.drain(..=pos);
+                        self.skipping = false;
+                        scanned = 0;
+                        skipped += 1;
+                    }
+                    None => self.pending.clear(),
                 }
-                let frame: ResponseFrame = serde_json::from_slice(&line).map_err(|e| {
-                    BackendError::Protocol(format!(
-                        "cannot parse the agent's answer ({e}): {}",
-                        String::from_utf8_lossy(&line[..line.len().min(200)])
-                    ))
-                })?;
-                return Ok(Some((frame.id, frame.response)));
             }
-            scanned = self.pending.len();
+            while !self.skipping {
+                let Some(pos) = self.pending[scanned..].iter().position(|b| *b == b'\n') else {
+                    break;
+                };
+                let pos = pos + scanned;
+                let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
+                line.pop();
+                scanned = 0;
+                match frame_id(&line) {
+                    Some((start, id)) if ids.contains(&id) => {
+                        line.drain(..start);
+                        if line.len() > cap {
+                            self.broken = true;
+                            return Err(invalid(format!(
+                                "an answer of {} bytes, more than the {cap} allowed for this request",
+                                line.len()
+                            )));
+                        }
+                        let frame: ResponseFrame = serde_json::from_slice(&line).map_err(|e| {
+                            invalid(format!(
+                                "{e}: {}",
+                                String::from_utf8_lossy(&line[..line.len().min(200)])
+                            ))
+                        })?;
+                        return Ok(Some((frame.id, frame.response)));
+                    }
+                    _ => skipped += 1,
+                }
+                if skipped > MAX_SKIPPED_ANSWERS {
+                    self.broken = true;
+                    return Err(invalid(format!(
+                        "more than {MAX_SKIPPED_ANSWERS} lines that answer no request of this call"
+                    )));
+                }
+            }
+            if !self.skipping {
+                scanned = self.pending.len();
+                if self.pending.len() > cap {
+                    match leading_id(&self.pending) {
+                        // An answer to someone else: let it stream by unheld.
+                        Some(id) if !ids.contains(&id) => {
+                            self.pending.clear();
+                            self.skipping = true;
+                            scanned = 0;
+                        }
+                        _ => {
+                            self.broken = true;
+                            self.pending = Vec::new();
+                            return Err(invalid(format!(
+                                "a line of more than {cap} bytes without an end (the most this request allows)"
+                            )));
+                        }
+                    }
+                }
+            }
             let Some(left) = remaining(until) else {
                 return Ok(None);
             };
@@ -307,8 +417,9 @@ impl Session {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response, BackendError> {
+        let cap = answer_cap(&request, &self.limits);
         let id = self.send(request, deadline, timeout)?;
-        match self.receive_until(&[id], deadline)? {
+        match self.receive_until(&[id], deadline, cap)? {
             Some((_, response)) => Ok(response),
             None => Err(BackendError::Timeout(timeout)),
         }
@@ -547,7 +658,7 @@ mod tests {
     }
 
     #[test]
-    fn answer_to_us_that_does_not_parse_is_a_protocol_error() {
+    fn answer_to_us_that_does_not_parse_is_an_invalid_answer() {
         let (host, agent) = UnixStream::pair().expect("pair");
         let peer = std::thread::spawn(move || {
             let mut reader = BufReader::new(agent.try_clone().expect("clone"));
@@ -560,7 +671,8 @@ mod tests {
         let timeout = Duration::from_secs(5);
         let err =
             session.call(Request::Sync, Instant::now() + timeout, timeout).expect_err("protocol");
-        assert!(matches!(err, BackendError::Protocol(_)), "{err}");
+        assert!(matches!(err, BackendError::InvalidAnswer(_)), "{err}");
+        assert!(err.to_string().starts_with("the guest agent sent an invalid answer: "), "{err}");
         drop(peer.join().expect("peer"));
     }
 
