@@ -100,9 +100,7 @@ pub fn answer_cap(request: &Request, limits: &GuestLimits) -> usize {
         Request::Exec(exec) => {
             base64_len(exec.max_output_bytes).saturating_mul(2).saturating_add(FRAME_SLACK)
         }
-        Request::ReadFile { max_bytes, .. } => {
-            base64_len(*max_bytes).saturating_add(FRAME_SLACK)
-        }
+        Request::ReadFile { max_bytes, .. } => base64_len(*max_bytes).saturating_add(FRAME_SLACK),
         Request::ExportTar { .. } | Request::ListFiles { .. } => limits.transfer_answer_cap(),
         _ => SMALL_ANSWER_CAP,
     }

@@ -9,6 +9,50 @@ use std::time::Duration;
 /// Default deadline for quick requests (files, archives).
 pub const QUICK: Duration = Duration::from_secs(60);
 
+/// An agent channel that remembers, in the workspace's `agent-unhealthy` file, that
+/// the guest sent an invalid answer: `status` then says the agent is unhealthy until the
+/// guest is booted again (a fresh agent from the initramfs).
+pub struct HealthWatch {
+    inner: Box<dyn AgentChannel>,
+    marker: std::path::PathBuf,
+}
+
+impl HealthWatch {
+    /// Watch `inner`, recording failures at `marker`.
+    pub fn new(inner: Box<dyn AgentChannel>, marker: std::path::PathBuf) -> Self {
+        HealthWatch { inner, marker }
+    }
+}
+
+impl AgentChannel for HealthWatch {
+    fn call(
+        &mut self,
+        request: Request,
+        timeout: Duration,
+    ) -> std::result::Result<Response, BackendError> {
+        let result = self.inner.call(request, timeout);
+        if let Err(e @ BackendError::InvalidAnswer(_)) = &result {
+            let reason: String = e.to_string().chars().take(MAX_HEALTH_REASON).collect();
+            if let Err(write) = super::state::write_atomic(&self.marker, reason.as_bytes()) {
+                tracing::warn!(error = %write, "could not record the unhealthy agent");
+            }
+        }
+        result
+    }
+}
+
+/// Longest reason kept in the `agent-unhealthy` file.
+const MAX_HEALTH_REASON: usize = 400;
+
+/// Why the agent is unhealthy, when it is (read back from the marker, bounded).
+pub fn unhealthy_reason(marker: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(marker).ok()?;
+    let mut text = String::new();
+    file.take(4 * MAX_HEALTH_REASON as u64).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// Send `request` and turn an agent error into [`PyroError::Sandbox`].
 pub fn call(
     channel: &mut dyn AgentChannel,
@@ -150,7 +194,13 @@ mod tests {
             check_listing("/workspace/src", &paths.iter().map(|p| entry(p)).collect::<Vec<_>>())
         };
         listed(&["/workspace/src", "/workspace/src/a/b.rs"]).expect("inside");
-        for bad in ["/workspace/src/../../etc/passwd", "/etc/passwd", "/workspace/srcx", "rel", "/workspace/src//a"] {
+        for bad in [
+            "/workspace/src/../../etc/passwd",
+            "/etc/passwd",
+            "/workspace/srcx",
+            "rel",
+            "/workspace/src//a",
+        ] {
             assert!(listed(&[bad]).is_err(), "{bad}");
         }
         assert!(exec_output(&b64(&[0u8; 10]), 9).is_err());

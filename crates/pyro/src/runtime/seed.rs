@@ -2,14 +2,27 @@
 //! exported tar to a new host path. Both reuse the agent crate's tar-slip-safe code.
 
 use super::error::{PyroError, Result};
+use crate::backend::limits::{GuestLimits, MAX_TRANSFER_ENV};
 use pyro_agent::archive;
 use pyro_protocol::{ArchiveStats, ArtifactType};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Largest seed or sync archive accepted (bytes, uncompressed).
-pub const MAX_SEED_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest seed or sync archive accepted (bytes, uncompressed): the transfer cap
+/// ([`GuestLimits::max_transfer_bytes`]), so whatever goes in can also come back out as
+/// a baseline, snapshot or export.
+fn max_seed_bytes() -> u64 {
+    GuestLimits::from_env().max_transfer_bytes
+}
+
+fn too_large(source: &Path, max: u64) -> PyroError {
+    PyroError::invalid(format!(
+        "{} is larger than {} MiB as an archive (the transfer cap; raise it with {MAX_TRANSFER_ENV})",
+        source.display(),
+        max / (1024 * 1024)
+    ))
+}
 
 /// A checked source archive.
 #[derive(Debug)]
@@ -56,9 +69,13 @@ pub fn prepare(path: &str) -> Result<Seed> {
     let meta = fs::metadata(&source).map_err(|_| {
         PyroError::invalid(format!("seed_path {} does not exist", source.display()))
     })?;
+    let max = max_seed_bytes();
     if meta.is_dir() {
         let (tar, _, _) = archive::pack_path(&source)
             .map_err(|e| PyroError::invalid(format!("could not pack {}: {e}", source.display())))?;
+        if tar.len() as u64 > max {
+            return Err(too_large(&source, max));
+        }
         return Ok(Seed { tar, mode: "directory", source });
     }
     let Some(gzipped) = is_archive_name(&source).filter(|_| meta.is_file()) else {
@@ -69,19 +86,15 @@ pub fn prepare(path: &str) -> Result<Seed> {
     let file = fs::File::open(&source).map_err(|e| PyroError::io("could not open", &source, e))?;
     let mut tar = Vec::new();
     let read = if gzipped {
-        flate2::read::GzDecoder::new(file).take(MAX_SEED_BYTES + 1).read_to_end(&mut tar)
+        flate2::read::GzDecoder::new(file).take(max + 1).read_to_end(&mut tar)
     } else {
-        file.take(MAX_SEED_BYTES + 1).read_to_end(&mut tar)
+        file.take(max + 1).read_to_end(&mut tar)
     };
     read.map_err(|e| {
         PyroError::invalid(format!("could not read archive {}: {e}", source.display()))
     })?;
-    if tar.len() as u64 > MAX_SEED_BYTES {
-        return Err(PyroError::invalid(format!(
-            "archive {} is larger than {} MiB",
-            source.display(),
-            MAX_SEED_BYTES / (1024 * 1024)
-        )));
+    if tar.len() as u64 > max {
+        return Err(too_large(&source, max));
     }
     archive::validate_archive(&tar).map_err(|e| {
         PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display()))
@@ -100,8 +113,8 @@ pub fn write_export(tar: &[u8], kind: ArtifactType, output: &Path) -> Result<Arc
         // through them and pyro never follows them afterwards.
         let stats = archive::unpack_into_with(tar, &staging, false, archive::LinkTargets::Kept)
             .map_err(|e| {
-            PyroError::invalid(format!("exported archive could not be written: {e}"))
-        })?;
+                PyroError::invalid(format!("exported archive could not be written: {e}"))
+            })?;
         let from = match kind {
             ArtifactType::Directory => staging.clone(),
             _ => {
@@ -224,12 +237,20 @@ mod tests {
         let stats = write_export(&tar, ArtifactType::Directory, &output).expect("export");
         assert_eq!(stats.symlink_count, 3);
         assert_eq!(stats.entry_count, 5);
-        assert_eq!(fs::read_link(output.join("etc-passwd")).expect("link"), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::read_link(output.join("etc-passwd")).expect("link"),
+            Path::new("/etc/passwd")
+        );
         assert_eq!(
             fs::read_link(output.join("src/up")).expect("link"),
             Path::new("../../../outside")
         );
         assert_eq!(fs::read_to_string(output.join("src/main-link")).expect("read"), "fn main() {}");
-        assert_eq!(names_below(tmp.path()).len(), 6, "only the export: {:?}", names_below(tmp.path()));
+        assert_eq!(
+            names_below(tmp.path()).len(),
+            6,
+            "only the export: {:?}",
+            names_below(tmp.path())
+        );
     }
 }

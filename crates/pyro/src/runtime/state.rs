@@ -137,6 +137,11 @@ impl WorkspaceDir {
     pub fn sandbox(&self) -> PathBuf {
         self.root.join("sandbox")
     }
+    /// Present while the guest agent is known to be unhealthy: why (see
+    /// [`super::agent::HealthWatch`]).
+    pub fn agent_health(&self) -> PathBuf {
+        self.root.join("agent-unhealthy")
+    }
 }
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.

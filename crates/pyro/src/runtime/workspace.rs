@@ -129,7 +129,8 @@ impl Runtime {
         dir: &WorkspaceDir,
         rec: &WorkspaceRecord,
     ) -> Result<Box<dyn AgentChannel>> {
-        Ok(self.backend(rec.backend).connect(&dir.sandbox())?)
+        let inner = self.backend(rec.backend).connect(&dir.sandbox())?;
+        Ok(Box::new(agent::HealthWatch::new(inner, dir.agent_health())))
     }
 
     fn to_public(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Workspace {
@@ -145,6 +146,22 @@ impl Runtime {
         };
         let mut metadata = rec.metadata.clone();
         metadata.insert("backend".into(), rec.backend.name().into());
+        let unhealthy = running.then(|| agent::unhealthy_reason(&dir.agent_health())).flatten();
+        let last_error = match unhealthy {
+            Some(reason) => {
+                metadata.insert("agent_health".into(), "unhealthy".into());
+                Some(format!(
+                    "{reason}; the guest agent is unhealthy (something in the guest broke the \
+                     protocol): stop and start the workspace to get a fresh agent, or delete it"
+                ))
+            }
+            None => {
+                if running {
+                    metadata.insert("agent_health".into(), "ok".into());
+                }
+                last_error
+            }
+        };
         Workspace {
             workspace_id: rec.workspace_id.clone(),
             name: rec.name.clone(),
@@ -300,6 +317,7 @@ impl Runtime {
             rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
             let info = backend.create(&self.spec(&dir, &rec))?;
+            let _ = fs::remove_file(dir.agent_health());
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
@@ -554,6 +572,7 @@ impl Runtime {
         if !backend.is_running(&dir.sandbox()) {
             Self::forget_shells(&dir);
             let info = backend.start(&self.spec(&dir, &rec))?;
+            let _ = fs::remove_file(dir.agent_health());
             Self::apply_info(&mut rec, info);
         }
         if !rec.secrets.is_empty() {
@@ -969,6 +988,7 @@ impl Runtime {
         rec.desired_running = false;
         let result = (|| -> Result<pyro_protocol::ArchiveStats> {
             let info = backend.create(&self.spec(&dir, &rec))?;
+            let _ = fs::remove_file(dir.agent_health());
             Self::apply_info(&mut rec, info);
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;

@@ -86,7 +86,11 @@ impl AgentHello {
             ))),
             other => Err(invalid(format!(
                 "expected a hello, got {}",
-                serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
+                serde_json::to_string(&other)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             ))),
         }
     }
