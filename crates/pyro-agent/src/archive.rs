@@ -209,6 +209,58 @@ pub fn pack_path(path: &Path) -> Result<(Vec<u8>, ArtifactType, ArchiveStats), A
     Ok((bytes, artifact_type, packer.stats))
 }
 
+/// Pack the listed paths of `root` (relative, `/`-separated, as `git ls-files` prints
+/// them) in the given order, each preceded by the directories leading to it. Entries
+/// that no longer exist are skipped (a tracked file deleted in the working tree);
+/// directories and special files among `paths` are skipped too, so only files and
+/// symlinks are taken from the list. Returns the tar and its stats.
+///
+/// Used for project sources, which seed only a checkout's tracked files. Unreadable
+/// files among `paths` are an error naming the file.
+pub fn pack_selected(
+    root: &Path,
+    paths: &[String],
+) -> Result<(Vec<u8>, ArchiveStats), ArchiveError> {
+    let mut packer =
+        Packer { builder: tar::Builder::new(Vec::new()), stats: ArchiveStats::default() };
+    let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+    for rel in paths {
+        let rel_path = Path::new(rel);
+        if rel_path.is_absolute()
+            || rel_path.components().any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(ArchiveError::UnsupportedFileType(rel_path.to_path_buf()));
+        }
+        let host = root.join(rel_path);
+        let meta = match fs::symlink_metadata(&host) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("stat", &host)(e)),
+        };
+        if !(meta.file_type().is_file() || meta.file_type().is_symlink()) {
+            continue;
+        }
+        let mut prefix = PathBuf::new();
+        if let Some(parent) = rel_path.parent() {
+            for component in parent.components() {
+                prefix.push(component);
+                if dirs.insert(prefix.clone()) {
+                    let dir_host = root.join(&prefix);
+                    let dir_meta =
+                        fs::symlink_metadata(&dir_host).map_err(io_err("stat", &dir_host))?;
+                    if !dir_meta.is_dir() {
+                        return Err(ArchiveError::UnsupportedFileType(dir_host));
+                    }
+                    packer.add(&dir_host, &prefix, &dir_meta)?;
+                }
+            }
+        }
+        packer.add(&host, rel_path, &meta)?;
+    }
+    let bytes = packer.builder.into_inner().map_err(io_err("finish archive of", root))?;
+    Ok((bytes, packer.stats))
+}
+
 struct Packer {
     builder: tar::Builder<Vec<u8>>,
     stats: ArchiveStats,

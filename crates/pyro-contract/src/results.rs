@@ -133,6 +133,17 @@ pub struct WorkspaceSeed {
     pub entry_count: u64,
     /// Regular file bytes.
     pub bytes_written: u64,
+    /// Where the content came from: `project_path` (the server's project), `repo_url`
+    /// (a clean clone), `seed_path` (an explicit seed) or `none`.
+    #[serde(default = "d_origin_kind")]
+    pub origin_kind: String,
+    /// The project directory or seed path, or `URL@COMMIT` for a clone; null for `none`.
+    #[serde(default)]
+    pub origin_ref: Option<String>,
+}
+
+fn d_origin_kind() -> String {
+    "none".into()
 }
 
 /// A secret as shown to callers: never its value.
@@ -856,4 +867,159 @@ pub struct ServiceLogsResult {
     pub tail_lines: Option<u64>,
     /// Lines (or bytes beyond 1 MiB per stream) were left out.
     pub truncated: bool,
+}
+
+/// One observable thing done to a workspace, recorded host-side as it happens (in the
+/// workspace's state directory) and cleared by `workspace_reset`. Commands are not
+/// events: the command history is their record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReviewEventKind {
+    /// `workspace_sync_push`.
+    SyncPush {
+        /// Host source.
+        source_path: String,
+        /// Destination in the guest.
+        destination: String,
+    },
+    /// `workspace_file_write`.
+    FileWrite {
+        /// Path in the guest.
+        path: String,
+    },
+    /// `workspace_patch_apply`.
+    PatchApply {
+        /// Files the patch touched.
+        paths: Vec<String>,
+    },
+    /// `workspace_export`.
+    Export {
+        /// Path in the guest.
+        workspace_path: String,
+        /// Host path written.
+        output_path: String,
+    },
+    /// `service_start`.
+    ServiceStart {
+        /// Service.
+        service_name: String,
+        /// State after the start (`running`, `failed`, ...).
+        state: String,
+    },
+    /// `service_stop`.
+    ServiceStop {
+        /// Service.
+        service_name: String,
+    },
+    /// `snapshot_create`.
+    SnapshotCreate {
+        /// Snapshot.
+        snapshot_name: String,
+    },
+    /// `snapshot_delete`.
+    SnapshotDelete {
+        /// Snapshot.
+        snapshot_name: String,
+    },
+    /// `workspace_reset` (always the first event after a reset).
+    Reset {
+        /// Snapshot restored.
+        snapshot_name: String,
+    },
+}
+
+/// A review event with its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewEvent {
+    /// When it happened (epoch seconds).
+    pub at: f64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: ReviewEventKind,
+}
+
+/// One command in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryCommand {
+    /// Sequence number (see `workspace_logs`).
+    pub sequence: u64,
+    /// The command (cut at 200 characters).
+    pub command: String,
+    /// Exit code (124 on timeout).
+    pub exit_code: i32,
+    /// Duration.
+    pub duration_ms: u64,
+}
+
+/// Files changed, from the diff against the baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryChanges {
+    /// Counts by status.
+    pub summary: DiffSummary,
+    /// `status path` lines (at most 50).
+    pub files: Vec<String>,
+    /// More files changed than listed.
+    pub truncated: bool,
+}
+
+/// Where to look for details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryPointers {
+    /// Full command output: the `workspace_logs` tool / this CLI command.
+    pub logs: String,
+    /// The full unified diff: the `workspace_diff` tool / this CLI command.
+    pub diff: String,
+}
+
+/// Result of `workspace_summary`: what happened since the last reset (or creation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceSummary {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Name, if any.
+    pub name: Option<String>,
+    /// Environment.
+    pub environment: String,
+    /// `started` or `stopped`.
+    pub state: VmState,
+    /// Where /workspace came from (`workspace_seed.origin_kind`).
+    pub origin_kind: String,
+    /// `workspace_seed.origin_ref`.
+    pub origin_ref: Option<String>,
+    /// `created` or `reset`: what the summary starts from.
+    pub since: String,
+    /// When that was.
+    pub since_at: f64,
+    /// Resets so far.
+    pub reset_count: u64,
+    /// Commands run since then.
+    pub command_count: u64,
+    /// Commands that exited non-zero.
+    pub failed_command_count: u64,
+    /// The last 20 commands, oldest first.
+    pub commands: Vec<SummaryCommand>,
+    /// The last command.
+    pub last_command: Option<SummaryCommand>,
+    /// `no_commands`, `passed` (the last command exited 0) or `failed`.
+    pub outcome: String,
+    /// Files changed against the baseline; null when the workspace is stopped (the diff
+    /// needs the running guest).
+    pub changes: Option<SummaryChanges>,
+    /// Patches applied.
+    pub patches_applied: Vec<ReviewEvent>,
+    /// Files written.
+    pub files_written: Vec<ReviewEvent>,
+    /// Host content pushed in.
+    pub syncs: Vec<ReviewEvent>,
+    /// Exports to the host.
+    pub exports: Vec<ReviewEvent>,
+    /// Services started and stopped.
+    pub services: Vec<ReviewEvent>,
+    /// Snapshots created and deleted.
+    pub snapshots: Vec<ReviewEvent>,
+    /// Where the details are.
+    pub pointers: SummaryPointers,
+    /// The summary as Markdown, short enough to paste into a chat or pull request.
+    pub text: String,
 }

@@ -9,7 +9,7 @@
 //! The same text (`Profile::instructions`) is what `pyro --help`, `pyro mcp serve --help`
 //! and the MCP server's `instructions` show, so the docs and the help cannot drift apart.
 
-use pyro_contract::{tools_for, Profile, ToolSpec};
+use pyro_contract::{tools_for, Mode, Profile, Surface, ToolSpec};
 use std::path::PathBuf;
 
 const BEGIN: &str = "<!-- BEGIN GENERATED profile-tools: edit crates/pyro-contract, then run \
@@ -76,6 +76,24 @@ fn generated() -> String {
         out.push_str(&format!("\n`tools/list` order: {}.\n", names.join(", ")));
         previous = Some(profile);
     }
+    for mode in Mode::ALL {
+        let tools = Surface::Mode(mode).tools();
+        out.push_str(&format!("\n### mode `{}`: {} tools\n\n", mode.name(), tools.len()));
+        out.push_str(&format!("> {}\n\n", mode.instructions()));
+        out.push_str("| tool | in this mode | parameters |\n|---|---|---|\n");
+        for t in &tools {
+            let params: Vec<String> = t.input_schema()["properties"]
+                .as_object()
+                .map(|p| p.keys().map(|k| format!("`{k}`")).collect())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                t.name(),
+                t.description().replace('|', "\\|"),
+                params.join(", ")
+            ));
+        }
+    }
     out.push('\n');
     out.push_str(END);
     out
@@ -117,6 +135,12 @@ fn generated_block_names_every_tool_of_every_profile() {
         assert!(block.contains(profile.instructions()));
         for t in tools_for(profile) {
             assert!(block.contains(&format!("`{}`", t.name)), "{}", t.name);
+        }
+    }
+    for mode in Mode::ALL {
+        assert!(block.contains(mode.instructions()));
+        for t in Surface::Mode(mode).tools() {
+            assert!(block.contains(t.description()), "{mode}: {}", t.name());
         }
     }
     assert!(block.contains("`workspace_create` has no `network_policy`, `secrets`"), "{block}");

@@ -112,7 +112,7 @@ fn pyro_binary() -> PathBuf {
 /// `pyro mcp serve --profile PROFILE` as a child process, initialized as an MCP client.
 async fn start_server(pyro: &Path, profile: &str) -> Result<Client> {
     let mut command = tokio::process::Command::new(pyro);
-    command.args(["mcp", "serve", "--profile", profile]);
+    command.args(["mcp", "serve", "--no-project-source", "--profile", profile]);
     let transport = TokioChildProcess::new(command)
         .with_context(|| format!("starting {} mcp serve --profile {profile}", pyro.display()))?;
     let client = ().serve(transport).await.context("MCP initialize")?;

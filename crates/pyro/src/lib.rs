@@ -14,10 +14,11 @@
 
 pub mod backend;
 pub mod mcp;
+pub mod project;
 pub mod runtime;
 mod sdk;
 
-pub use mcp::PyroMcpServer;
-pub use pyro_contract::{openai, params, results, Profile};
+pub use mcp::{PyroMcpServer, ServerOptions};
+pub use pyro_contract::{openai, params, results, Mode, Profile, Surface};
 pub use runtime::{PyroError, Runtime, RuntimeConfig};
 pub use sdk::{create_server, Pyro};

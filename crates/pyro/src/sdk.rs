@@ -19,14 +19,14 @@
 //! # Ok(()) }
 //! ```
 
-use crate::mcp::PyroMcpServer;
+use crate::mcp::{PyroMcpServer, ServerOptions};
+use crate::project::{ProjectSource, ProjectSourceError};
 use crate::runtime::{
     doctor::DoctorReport, environments::PruneResult, NetworkInfo, PyroError, ReapResult, Result,
     Runtime, RuntimeConfig, SnapshotList, SnapshotResult,
 };
 use pyro_contract::params::*;
 use pyro_contract::results::*;
-use pyro_contract::Profile;
 use std::sync::Arc;
 
 /// The pyro SDK. Cheap to clone; clones share one runtime.
@@ -82,9 +82,49 @@ impl Pyro {
         &self.runtime
     }
 
-    /// An MCP server exposing `profile`'s tools over this client's runtime.
-    pub fn create_server(&self, profile: Profile) -> PyroMcpServer {
-        PyroMcpServer::new(self.clone(), profile)
+    /// An MCP server over this client's runtime. `options` is a [`crate::Profile`], a
+    /// [`crate::Mode`] or full [`ServerOptions`]; `ServerOptions::default()` (and
+    /// `crate::Profile::default()`) is `workspace-core`. A project source that cannot be
+    /// resolved turns into an error of `workspace_create`; see
+    /// [`Pyro::try_create_server`] to fail at once.
+    pub fn create_server(&self, options: impl Into<ServerOptions>) -> PyroMcpServer {
+        PyroMcpServer::new(self.clone(), options)
+    }
+
+    /// Like [`Pyro::create_server`], but resolve the project source now (clone a
+    /// `--repo-url`, check a `--project-path`) and fail if it cannot be used.
+    pub fn try_create_server(
+        &self,
+        options: impl Into<ServerOptions>,
+    ) -> std::result::Result<PyroMcpServer, ProjectSourceError> {
+        PyroMcpServer::try_new(self.clone(), options)
+    }
+
+    /// What happened in a workspace since its last reset: commands and exit codes,
+    /// files changed, patches, syncs, exports, services, snapshots, and a Markdown
+    /// text to paste into a chat or pull request.
+    pub async fn summarize_workspace(
+        &self,
+        workspace_id: impl Into<String>,
+    ) -> Result<WorkspaceSummary> {
+        let rt = self.runtime.clone();
+        let id = workspace_id.into();
+        blocking(move || rt.workspace_summary(&id)).await
+    }
+
+    /// Create a workspace seeded from a project source (its Git-tracked files or a
+    /// clean clone) instead of `params.seed_path`.
+    pub async fn workspace_create_from_project(
+        &self,
+        params: WorkspaceCreateParams,
+        project: Arc<ProjectSource>,
+    ) -> Result<Workspace> {
+        let rt = self.runtime.clone();
+        blocking(move || {
+            let seed = project.materialize()?;
+            rt.workspace_create_seeded(params, Some(seed))
+        })
+        .await
     }
 
     by_params! {
@@ -273,7 +313,8 @@ impl Pyro {
     }
 }
 
-/// Build an MCP server for `profile` with a runtime configured from the environment.
-pub fn create_server(profile: Profile) -> PyroMcpServer {
-    Pyro::from_env().create_server(profile)
+/// Build an MCP server (a [`crate::Profile`], a [`crate::Mode`] or [`ServerOptions`]; the default is
+/// `workspace-core`) with a runtime configured from the environment.
+pub fn create_server(options: impl Into<ServerOptions>) -> PyroMcpServer {
+    Pyro::from_env().create_server(options)
 }

@@ -507,8 +507,11 @@ mod cli_surface {
         let top = s.ok(&["--help"]).stdout;
         let serve = s.ok(&["mcp", "serve", "--help"]).stdout;
         for help in [&top, &serve] {
-            assert!(help.contains("workspace-full (default)"), "{help}");
-            assert!(help.contains("workspace-core (recommended for chat hosts)"), "{help}");
+            assert!(
+                help.contains("workspace-core (default) (recommended for chat hosts)"),
+                "{help}"
+            );
+            assert!(help.contains("workspace-full (explicit opt-in)"), "{help}");
             assert!(help.contains("vm-run"), "{help}");
         }
     }

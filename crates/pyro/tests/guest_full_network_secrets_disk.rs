@@ -556,7 +556,7 @@ type Client = RunningService<RoleClient, ()>;
 
 async fn mcp(state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
-    cmd.args(["mcp", "serve", "--profile", "workspace-full"])
+    cmd.args(["mcp", "serve", "--no-project-source", "--profile", "workspace-full"])
         .env("PYRO_STATE_DIR", state)
         .env("PYRO_BACKEND", "host_compat");
     ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("initialize")
@@ -654,7 +654,7 @@ async fn host_compat_refuses_secrets_network_and_disk_tools_over_mcp() {
 
 async fn mcp_profile(state: &Path, profile: &str) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
-    cmd.args(["mcp", "serve", "--profile", profile])
+    cmd.args(["mcp", "serve", "--no-project-source", "--profile", profile])
         .env("PYRO_STATE_DIR", state)
         .env("PYRO_BACKEND", "host_compat");
     ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("initialize")

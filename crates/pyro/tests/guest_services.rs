@@ -351,7 +351,7 @@ type Client = RunningService<RoleClient, ()>;
 
 async fn mcp(state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
-    cmd.args(["mcp", "serve", "--profile", "workspace-full"])
+    cmd.args(["mcp", "serve", "--no-project-source", "--profile", "workspace-full"])
         .env("PYRO_STATE_DIR", state)
         .env_remove("PYRO_BACKEND");
     ().serve(TokioChildProcess::new(cmd).expect("spawn pyro mcp serve")).await.expect("init")

@@ -14,7 +14,7 @@ type Client = RunningService<RoleClient, ()>;
 
 async fn start(profile: &str, state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
-    cmd.args(["mcp", "serve", "--profile", profile])
+    cmd.args(["mcp", "serve", "--no-project-source", "--profile", profile])
         .env("PYRO_STATE_DIR", state)
         .env("PYRO_BACKEND", "host_compat");
     let transport = TokioChildProcess::new(cmd).expect("spawn pyro mcp serve");
@@ -216,5 +216,166 @@ async fn host_compat_workspace_flow_over_mcp() {
     let deleted = ok(call(&client, "workspace_delete", json!({"workspace_id": id})).await);
     assert_eq!(deleted["deleted"], true);
     assert!(!state.path().join("workspaces").join(&id).exists());
+    client.cancel().await.expect("shutdown");
+}
+
+async fn start_with(args: &[&str], state: &Path) -> Client {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
+    cmd.args(["mcp", "serve", "--no-project-source"])
+        .args(args)
+        .env("PYRO_STATE_DIR", state)
+        .env("PYRO_BACKEND", "host_compat");
+    let transport = TokioChildProcess::new(cmd).expect("spawn pyro mcp serve");
+    ().serve(transport).await.expect("initialize")
+}
+
+fn compact_size(tools: &[rmcp::model::Tool]) -> usize {
+    serde_json::to_string(tools).expect("encode").len()
+}
+
+#[tokio::test]
+async fn bare_serve_is_workspace_core() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = start_with(&[], state.path()).await;
+    let listed: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    let mut expected: Vec<String> =
+        tools_for(Profile::WorkspaceCore).map(|t| t.name.to_string()).collect();
+    expected.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+    assert!(listed.contains(&"workspace_summary".to_string()));
+    let info = client.peer_info().expect("info");
+    assert!(info.instructions.clone().unwrap_or_default().contains("workspace-core"));
+    client.cancel().await.expect("shutdown");
+    let sdk = pyro::Pyro::from_env().create_server(pyro::ServerOptions::default());
+    assert_eq!(sdk.profile(), Some(Profile::WorkspaceCore));
+    assert_eq!(pyro::create_server(Profile::default()).tools().len(), expected.len());
+}
+
+#[tokio::test]
+async fn each_mode_lists_its_curated_tools_smaller_than_core_and_refuses_the_rest() {
+    use pyro_contract::{Mode, Surface};
+    let state = tempfile::tempdir().expect("tempdir");
+    let core_client = start_with(&["--profile", "workspace-core"], state.path()).await;
+    let core = core_client.list_all_tools().await.expect("list");
+    core_client.cancel().await.expect("shutdown");
+    for mode in Mode::ALL {
+        let client = start_with(&["--mode", mode.name()], state.path()).await;
+        let info = client.peer_info().expect("info");
+        assert!(info.instructions.clone().unwrap_or_default().contains(mode.name()));
+        let tools = client.list_all_tools().await.expect("list");
+        let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        let mut expected: Vec<&str> =
+            Surface::Mode(mode).tools().iter().map(|t| t.name()).collect();
+        names.sort();
+        expected.sort();
+        assert_eq!(names, expected, "mode {mode}");
+        assert!(tools.len() < core.len(), "mode {mode} has {} tools", tools.len());
+        assert!(
+            compact_size(&tools) < compact_size(&core),
+            "mode {mode} tools/list is not smaller"
+        );
+        let create = tools.iter().find(|t| t.name == "workspace_create").expect("create");
+        let props = create.input_schema.get("properties").expect("props").to_string();
+        assert!(!props.contains("secrets") && !props.contains("vcpu_count"), "{mode}: {props}");
+        // A tool outside the mode, and a parameter the mode narrowed away.
+        let message =
+            err(call(&client, "vm_run", json!({"environment": "debian:12", "command": "true"}))
+                .await);
+        assert!(message.contains(&format!("mode {}", mode.name())), "{message}");
+        let message = err(call(
+            &client,
+            "workspace_create",
+            json!({"environment": "debian:12", "allow_host_compat": true, "vcpu_count": 2}),
+        )
+        .await);
+        assert!(message.contains("does not accept `vcpu_count`"), "{message}");
+        client.cancel().await.expect("shutdown");
+    }
+    let listed = ok(call(&start_with(&[], state.path()).await, "workspace_list", json!({})).await);
+    assert_eq!(listed["count"], 0, "refused calls created nothing");
+}
+
+#[tokio::test]
+async fn summary_reports_commands_changes_and_events_since_the_last_reset() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = start_with(&["--profile", "workspace-full"], state.path()).await;
+    let ws = ok(call(
+        &client,
+        "workspace_create",
+        json!({"environment": "debian:12", "allow_host_compat": true, "name": "fix-42"}),
+    )
+    .await);
+    let id = ws["workspace_id"].as_str().expect("id").to_string();
+    let w = json!({"workspace_id": id});
+    ok(call(
+        &client,
+        "workspace_file_write",
+        json!({"workspace_id": id, "path": "a.txt", "text": "one\n"}),
+    )
+    .await);
+    ok(call(&client, "workspace_exec", json!({"workspace_id": id, "command": "test -e missing"}))
+        .await);
+    ok(call(
+        &client,
+        "workspace_patch_apply",
+        json!({"workspace_id": id, "patch": "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n"}),
+    )
+    .await);
+    ok(call(&client, "workspace_exec", json!({"workspace_id": id, "command": "grep two a.txt"}))
+        .await);
+    ok(call(&client, "snapshot_create", json!({"workspace_id": id, "snapshot_name": "fixed"}))
+        .await);
+    let out = tempfile::tempdir().expect("out");
+    let out_path = out.path().join("a.txt").display().to_string();
+    ok(call(
+        &client,
+        "workspace_export",
+        json!({"workspace_id": id, "path": "a.txt", "output_path": out_path}),
+    )
+    .await);
+    let s = ok(call(&client, "workspace_summary", w.clone()).await);
+    assert_eq!(s["workspace_id"], id.as_str());
+    assert_eq!(s["since"], "created");
+    assert_eq!(s["command_count"], 2);
+    assert_eq!(s["failed_command_count"], 1);
+    assert_eq!(s["outcome"], "passed");
+    assert_eq!(s["last_command"]["command"], "grep two a.txt");
+    assert_eq!(s["commands"][0]["exit_code"], 1);
+    assert_eq!(s["changes"]["files"], json!(["added a.txt"]));
+    assert_eq!(s["files_written"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["patches_applied"][0]["kind"], "patch_apply");
+    assert_eq!(s["snapshots"][0]["snapshot_name"], "fixed");
+    assert_eq!(s["exports"][0]["output_path"], out_path.as_str());
+    let text = s["text"].as_str().expect("text");
+    for needle in [
+        "fix-42",
+        "**passed**",
+        "`test -e missing` → exit 1",
+        "added a.txt",
+        "exported",
+        "workspace_logs",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(text.lines().count() < 20, "short enough to paste:\n{text}");
+    ok(call(&client, "workspace_reset", w.clone()).await);
+    let s = ok(call(&client, "workspace_summary", w.clone()).await);
+    assert_eq!(s["since"], "reset");
+    assert_eq!(s["command_count"], 0);
+    assert_eq!(s["outcome"], "no_commands");
+    assert_eq!(s["patches_applied"], json!([]));
+    assert_eq!(s["changes"]["summary"]["total"], 0);
+    let message =
+        err(call(&client, "workspace_summary", json!({"workspace_id": "0123456789ab"})).await);
+    assert!(message.contains("does not exist"), "{message}");
+    ok(call(&client, "workspace_delete", w).await);
     client.cancel().await.expect("shutdown");
 }

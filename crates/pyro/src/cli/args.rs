@@ -18,7 +18,7 @@ use pyro::params::{
     NetworkPolicy, DEFAULT_MAX_BYTES, DEFAULT_MEM_MIB, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TTL_SECONDS, DEFAULT_VCPU_COUNT, WORKSPACE_PATH,
 };
-use pyro::Profile;
+use pyro::{Mode, Profile};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -241,6 +241,17 @@ pub enum WorkspaceCommand {
     Status(WorkspaceIdArgs),
     /// Show a workspace's command history with output.
     Logs(WorkspaceIdArgs),
+    /// Summarize a workspace since its last reset, ready to paste into a chat or PR.
+    #[command(
+        long_about = "Summarize what happened in a workspace since its last reset (or its \
+            creation): the commands run with their exit codes, the files changed against the \
+            baseline, patches applied, syncs, exports, services started and stopped, snapshots, \
+            and the outcome of the last command. Human mode prints Markdown short enough to \
+            paste into a chat or pull request; `workspace logs` and `workspace diff` have the \
+            details.",
+        after_help = "Example:\n  pyro workspace summary 1a2b3c4d5e6f\n  pyro workspace summary 1a2b3c4d5e6f --json"
+    )]
+    Summary(WorkspaceIdArgs),
     /// Delete a workspace and everything in it.
     Delete(WorkspaceIdArgs),
 }
@@ -826,17 +837,87 @@ pub enum McpCommand {
     Serve(McpServeArgs),
 }
 
+/// A mode as a command-line value; help comes from [`Mode::instructions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeArg(pub Mode);
+
+impl ValueEnum for ModeArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ModeArg(Mode::ReproFix),
+            ModeArg(Mode::Inspect),
+            ModeArg(Mode::ColdStart),
+            ModeArg(Mode::ReviewEval),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.instructions()))
+    }
+}
+
+impl fmt::Display for ModeArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// Where `workspace_create` seeds from without `seed_path`, and the default
+/// environment: shared by `mcp serve`, `doctor` and the `host` commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProjectArgs {
+    /// Seed workspaces from this project (its Git-tracked files when it is in Git).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["repo_url", "no_project_source"],
+        long_help = "Seed workspaces from DIR when workspace_create gets no seed_path: its \
+            Git-tracked files (plus staged ones; never ignored or untracked files) when DIR is \
+            inside a Git checkout, else the whole directory. Use it when the chat host does \
+            not start the server in the project. The directory is only read."
+    )]
+    pub project_path: Option<PathBuf>,
+    /// Seed workspaces from a clean clone of this repository.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "no_project_source",
+        long_help = "Seed workspaces from a clean clone of URL (anything `git clone` accepts, \
+            e.g. a file:// bare repository), made once when the server starts in a temporary \
+            directory pyro deletes when it exits. origin_ref reports URL@COMMIT."
+    )]
+    pub repo_url: Option<String>,
+    /// Branch, tag or commit of --repo-url to check out (default: its default branch).
+    #[arg(long, value_name = "REF", requires = "repo_url")]
+    pub repo_ref: Option<String>,
+    /// Do not seed from any project: workspace_create without seed_path starts empty.
+    #[arg(long)]
+    pub no_project_source: bool,
+    /// Default environment of workspace_create when the call names none (e.g. debian:12-build).
+    #[arg(long, value_name = "ENV")]
+    pub environment: Option<String>,
+}
+
 /// `pyro mcp serve`.
 #[derive(Debug, Args)]
 pub struct McpServeArgs {
-    /// Which tools to expose: vm-run, workspace-core or workspace-full (see below).
+    /// Which tools to expose: workspace-core (default), workspace-full or vm-run (see below).
+    #[arg(long, value_name = "PROFILE", hide_possible_values = true, conflicts_with = "mode")]
+    pub profile: Option<ProfileArg>,
+    /// A curated tool set for one job: repro-fix, inspect, cold-start or review-eval.
     #[arg(
         long,
-        value_name = "PROFILE",
-        default_value_t = ProfileArg(Profile::default()),
-        hide_possible_values = true
+        value_name = "MODE",
+        long_help = "Serve a curated tool set for one job instead of a profile: repro-fix \
+            (reproduce, patch, rerun, diff, export), inspect (offline reading of untrusted \
+            content), cold-start (install, build, start a service, read its logs) or review-eval \
+            (snapshot, shell, evaluate, summarize, reset). Each mode lists fewer tools than \
+            workspace-core, with narrowed schemas and descriptions written for the job. \
+            Cannot be combined with --profile."
     )]
-    pub profile: ProfileArg,
+    pub mode: Option<ModeArg>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Platforms `doctor` knows.
@@ -853,6 +934,10 @@ pub struct DoctorArgs {
     /// Platform to check.
     #[arg(long, value_enum, default_value_t = PlatformArg::LinuxX86_64)]
     pub platform: PlatformArg,
+    /// The project source `pyro mcp serve` would use here, and (--environment) whether
+    /// that environment is warm.
+    #[command(flatten)]
+    pub project: ProjectArgs,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -959,7 +1044,16 @@ mod tests {
         else {
             panic!("wrong command")
         };
-        assert_eq!(s.profile.0, Profile::WorkspaceFull);
+        assert_eq!(s.profile.map(|p| p.0).unwrap_or_default(), Profile::WorkspaceCore);
+        assert!(s.mode.is_none());
+        let err = parse(&["mcp", "serve", "--mode", "inspect", "--profile", "workspace-full"])
+            .expect_err("--mode with --profile");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = parse(&["mcp", "serve", "--project-path", ".", "--no-project-source"])
+            .expect_err("conflict");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = parse(&["mcp", "serve", "--repo-ref", "main"]).expect_err("needs --repo-url");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         let cli = parse(&["workspace", "shell", "signal", "w", "s"]).expect("parse");
         let Command::Workspace(WorkspaceCommand::Shell(ShellCommand::Signal(a))) = cli.command
         else {

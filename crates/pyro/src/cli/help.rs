@@ -32,9 +32,12 @@ fn profiles_section() -> String {
     let mut out = String::new();
     for profile in Profile::ALL {
         let default = if profile == Profile::default() { " (default)" } else { "" };
-        let recommended =
-            if profile == Profile::WorkspaceCore { " (recommended for chat hosts)" } else { "" };
-        out.push_str(&format!("  {}{default}{recommended}\n", profile.name()));
+        let note = match profile {
+            Profile::WorkspaceCore => " (recommended for chat hosts)",
+            Profile::WorkspaceFull => " (explicit opt-in)",
+            Profile::VmRun => "",
+        };
+        out.push_str(&format!("  {}{default}{note}\n", profile.name()));
         out.push_str(&wrap(profile.instructions(), 6, 90));
     }
     out
@@ -42,10 +45,11 @@ fn profiles_section() -> String {
 
 fn profile_advice() -> String {
     format!(
-        "{} is the default; {} is the recommended first profile for most chat hosts, and \
+        "{} is the default and the recommended profile for chat hosts; {} is the explicit \
+         opt-in for shells, services, snapshots, secrets, network policy and disk tools, and \
          {} is the smallest surface for one-shot commands.",
         Profile::default().name(),
-        Profile::WorkspaceCore.name(),
+        Profile::WorkspaceFull.name(),
         Profile::VmRun.name()
     )
 }
@@ -59,7 +63,7 @@ pub fn top_level_after_help() -> String {
          1    error (human mode: `error: ...` on stderr; --json: {{\"ok\": false, ...}} on stdout)\n  \
          2    usage error\n  \
          N    `run` and `workspace exec`: the exit code of the guest command\n\n\
-         Example:\n  pyro mcp serve --profile workspace-core\n",
+         Example:\n  pyro mcp serve\n  pyro mcp serve --profile workspace-full\n",
         profiles_section(),
         wrap(&profile_advice(), 0, 90)
     )
@@ -70,10 +74,9 @@ pub fn mcp_serve_after_help() -> String {
     format!(
         "Profiles:\n{}\n{}\nChat host configuration (stdio):\n  \
          {{\"mcpServers\": {{\"pyro\": {{\n    \"command\": \"pyro\",\n    \
-         \"args\": [\"mcp\", \"serve\", \"--profile\", \"{}\"]\n  }}}}}}\n",
+         \"args\": [\"mcp\", \"serve\"]\n  }}}}}}\n",
         profiles_section(),
         wrap(&profile_advice(), 0, 90),
-        Profile::WorkspaceCore.name()
     )
 }
 
@@ -93,8 +96,8 @@ mod tests {
         for profile in Profile::ALL {
             assert!(help.contains(profile.name()));
         }
-        assert!(help.contains("workspace-full (default)"));
-        assert!(help.contains("workspace-core (recommended for chat hosts)"));
+        assert!(help.contains("workspace-core (default) (recommended for chat hosts)"));
+        assert!(help.contains("workspace-full (explicit opt-in)"));
         let first_words: String =
             Profile::VmRun.instructions().split_whitespace().take(4).collect::<Vec<_>>().join(" ");
         assert!(top_level_after_help().contains(&first_words));

@@ -3,12 +3,54 @@
 //! The table of which tools exist, their schemas and profiles is
 //! [`pyro_contract::TOOLS`]; this file only maps each name to its SDK method.
 
+use crate::project::ProjectSource;
 use crate::sdk::Pyro;
 use pyro_contract::params::*;
-use pyro_contract::{tool, Profile};
+use pyro_contract::{tool, Profile, Surface};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What a server adds to the bare dispatcher: its project source and default
+/// environment.
+#[derive(Debug, Default)]
+pub(crate) struct ServerContext {
+    pub(crate) project: Option<Arc<ProjectSource>>,
+    /// Why the requested project source could not be resolved.
+    pub(crate) project_error: Option<String>,
+    pub(crate) environment: Option<String>,
+}
+
+impl ServerContext {
+    /// Say in `workspace_create`'s description and schema what this server does
+    /// without `seed_path` and `environment`.
+    pub(crate) fn adjust_create(&self, schema: &mut Map<String, Value>, description: &mut String) {
+        if let Some(env) = &self.environment {
+            if let Some(Value::Array(required)) = schema.get_mut("required") {
+                required.retain(|v| v != "environment");
+            }
+            if let Some(Value::Object(prop)) =
+                schema.get_mut("properties").and_then(|p| p.get_mut("environment"))
+            {
+                prop.insert(
+                    "description".into(),
+                    Value::String(format!("Environment name; this server's default is `{env}`.")),
+                );
+            }
+        }
+        if let Some(project) = &self.project {
+            description.push_str(&format!(
+                " When seed_path is omitted, this server seeds /workspace from {}.",
+                project.describe()
+            ));
+        } else if let Some(error) = &self.project_error {
+            description.push_str(&format!(
+                " This server's project source is unavailable ({error}); pass seed_path."
+            ));
+        }
+    }
+}
 
 /// Why a tool call failed, as text for the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,18 +59,20 @@ pub struct ToolCallError(pub String);
 
 fn parse<T: DeserializeOwned>(
     name: &str,
-    profile: Profile,
+    surface: Surface,
     args: &Map<String, Value>,
 ) -> Result<T, ToolCallError> {
-    // A parameter that a wider profile offers gets a message naming that profile.
-    if let Some(spec) = tool(name) {
-        if profile == Profile::WorkspaceCore && spec.core_input_schema.is_some() {
+    // A parameter that the surface narrowed away gets a message naming the profile
+    // that accepts it; then the arguments parse as the full parameter type, whose
+    // defaults are what the narrowed schemas promise.
+    if surface.narrows(name) {
+        if let (Some(spec), Some(exposed)) = (tool(name), surface.tool(name)) {
             let full = spec.schema_for(Profile::WorkspaceFull);
-            let core = spec.schema_for(Profile::WorkspaceCore);
+            let shown = exposed.input_schema();
             for key in args.keys() {
-                if full["properties"].get(key).is_some() && core["properties"].get(key).is_none() {
+                if full["properties"].get(key).is_some() && shown["properties"].get(key).is_none() {
                     return Err(ToolCallError(format!(
-                        "{name} in profile workspace-core does not accept `{key}`; it needs profile workspace-full"
+                        "{name} in {surface} does not accept `{key}`; it needs profile workspace-full"
                     )));
                 }
             }
@@ -62,29 +106,69 @@ fn to_value<T: Serialize>(result: Result<T, crate::PyroError>) -> Result<Value, 
         .map_err(|e| ToolCallError(format!("could not encode the result: {e}")))
 }
 
-/// Check that `name` is callable in `profile`.
-pub fn check_profile(name: &str, profile: Profile) -> Result<(), ToolCallError> {
+/// Check that `name` is callable in `surface` (a profile or a mode).
+pub fn check_profile(name: &str, surface: impl Into<Surface>) -> Result<(), ToolCallError> {
+    let surface = surface.into();
     match tool(name) {
         None => Err(ToolCallError(format!("Unknown tool: {name}"))),
-        Some(spec) if !spec.in_profile(profile) => {
+        Some(_) if surface.tool(name).is_some() => Ok(()),
+        Some(spec) => {
             let home = Profile::ALL.into_iter().find(|p| spec.in_profile(*p)).unwrap_or_default();
             Err(ToolCallError(format!(
-                "tool {name} is not available in profile {profile}; it is part of profile {home} \
+                "tool {name} is not available in {surface}; it is part of profile {home} \
                  (start the server with `pyro mcp serve --profile {home}`)"
             )))
         }
-        Some(_) => Ok(()),
     }
 }
 
-/// Run tool `name` with `args` as exposed by `profile`.
+/// Run tool `name` with `args` as exposed by `surface` (a [`Profile`] or a
+/// [`pyro_contract::Mode`]), without a project source or default environment.
 pub async fn call_tool(
     pyro: &Pyro,
-    profile: Profile,
+    surface: impl Into<Surface>,
     name: &str,
     args: Map<String, Value>,
 ) -> Result<Value, ToolCallError> {
-    check_profile(name, profile)?;
+    call_tool_in(pyro, surface.into(), &ServerContext::default(), name, args).await
+}
+
+async fn workspace_create(
+    pyro: &Pyro,
+    surface: Surface,
+    context: &ServerContext,
+    mut args: Map<String, Value>,
+) -> Result<Value, ToolCallError> {
+    const NAME: &str = "workspace_create";
+    if let Some(env) = &context.environment {
+        args.entry("environment").or_insert_with(|| Value::String(env.clone()));
+    }
+    let p: WorkspaceCreateParams = parse(NAME, surface, &args)?;
+    if p.seed_path.is_some() {
+        return to_value(pyro.workspace_create(p).await);
+    }
+    match (&context.project, &context.project_error) {
+        (Some(project), _) => {
+            to_value(pyro.workspace_create_from_project(p, project.clone()).await)
+        }
+        (None, Some(error)) => Err(ToolCallError(format!(
+            "this server's project source is unavailable: {error}. Pass seed_path, or restart \
+             the server with --project-path DIR, --repo-url URL or --no-project-source"
+        ))),
+        (None, None) => to_value(pyro.workspace_create(p).await),
+    }
+}
+
+/// [`call_tool`] with a server's context.
+pub(crate) async fn call_tool_in(
+    pyro: &Pyro,
+    surface: Surface,
+    context: &ServerContext,
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<Value, ToolCallError> {
+    check_profile(name, surface)?;
+    let profile = surface;
     let a = &args;
     match name {
         "vm_run" => to_value(pyro.vm_run(parse(name, profile, a)?).await),
@@ -103,26 +187,14 @@ pub async fn call_tool(
             parse::<NoParams>(name, profile, a)?;
             to_value(pyro.vm_reap_expired().await)
         }
-        "workspace_create" => {
-            let p: WorkspaceCreateParams = if profile == Profile::WorkspaceCore {
-                parse::<WorkspaceCreateCoreParams>(name, profile, a)?.into()
-            } else {
-                parse(name, profile, a)?
-            };
-            to_value(pyro.workspace_create(p).await)
-        }
+        "workspace_create" => workspace_create(pyro, surface, context, args).await,
         "workspace_list" => {
             parse::<NoParams>(name, profile, a)?;
             to_value(pyro.workspace_list().await)
         }
         "workspace_update" => to_value(pyro.workspace_update(parse(name, profile, a)?).await),
         "workspace_exec" => {
-            let p: WorkspaceExecParams = if profile == Profile::WorkspaceCore {
-                parse::<WorkspaceExecCoreParams>(name, profile, a)?.into()
-            } else {
-                parse(name, profile, a)?
-            };
-            to_value(pyro.workspace_exec(p).await)
+            to_value(pyro.workspace_exec(parse::<WorkspaceExecParams>(name, profile, a)?).await)
         }
         "workspace_sync_push" => to_value(pyro.workspace_sync_push(parse(name, profile, a)?).await),
         "workspace_status" => {
@@ -133,6 +205,9 @@ pub async fn call_tool(
         "workspace_logs" => to_value(pyro.workspace_logs(id_of(name, a, "workspace_id")?).await),
         "workspace_export" => to_value(pyro.workspace_export(parse(name, profile, a)?).await),
         "workspace_diff" => to_value(pyro.workspace_diff(id_of(name, a, "workspace_id")?).await),
+        "workspace_summary" => {
+            to_value(pyro.summarize_workspace(id_of(name, a, "workspace_id")?).await)
+        }
         "workspace_file_list" => to_value(pyro.workspace_file_list(parse(name, profile, a)?).await),
         "workspace_file_read" => to_value(pyro.workspace_file_read(parse(name, profile, a)?).await),
         "workspace_file_write" => {

@@ -9,11 +9,15 @@
 //! - Results carry `structuredContent` (the JSON object) and the same JSON as text.
 
 mod dispatch;
+mod options;
 
 pub use dispatch::{call_tool, check_profile, ToolCallError};
+pub use options::ServerOptions;
 
+use crate::project::{ProjectSource, ProjectSourceError};
 use crate::sdk::Pyro;
-use pyro_contract::{tools_for, Profile, ToolSpec};
+use dispatch::ServerContext;
+use pyro_contract::{ExposedTool, Profile, Surface};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -24,39 +28,91 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// pyro's MCP server for one profile.
+/// pyro's MCP server for one profile or mode.
 #[derive(Debug, Clone)]
 pub struct PyroMcpServer {
     pyro: Pyro,
-    profile: Profile,
-}
-
-fn to_tool(spec: &ToolSpec, profile: Profile) -> Tool {
-    let schema = match spec.schema_for(profile) {
-        Value::Object(map) => map,
-        _ => Default::default(),
-    };
-    let annotations = ToolAnnotations::new()
-        .read_only(spec.read_only)
-        .destructive(spec.destructive)
-        .open_world(false);
-    Tool::new(spec.name, spec.description, Arc::new(schema)).with_annotations(annotations)
+    surface: Surface,
+    context: Arc<ServerContext>,
 }
 
 impl PyroMcpServer {
-    /// A server over `pyro` exposing `profile`.
-    pub fn new(pyro: Pyro, profile: Profile) -> Self {
-        PyroMcpServer { pyro, profile }
+    /// A server over `pyro` exposing `options` (a [`Profile`], a [`pyro_contract::Mode`]
+    /// or full [`ServerOptions`]). A project source that cannot be resolved does not
+    /// stop the server: `workspace_create` without `seed_path` then fails with the
+    /// reason. Use [`PyroMcpServer::try_new`] to fail at once instead.
+    pub fn new(pyro: Pyro, options: impl Into<ServerOptions>) -> Self {
+        let options = options.into();
+        let (project, project_error) = match options.project.resolve() {
+            Ok(project) => (project, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Self::build(pyro, options, project, project_error)
     }
 
-    /// The profile.
-    pub fn profile(&self) -> Profile {
-        self.profile
+    /// Like [`PyroMcpServer::new`], but a project source that cannot be resolved (a
+    /// missing `--project-path`, a failed clone) is an error.
+    pub fn try_new(
+        pyro: Pyro,
+        options: impl Into<ServerOptions>,
+    ) -> Result<Self, ProjectSourceError> {
+        let options = options.into();
+        let project = options.project.resolve()?;
+        Ok(Self::build(pyro, options, project, None))
+    }
+
+    fn build(
+        pyro: Pyro,
+        options: ServerOptions,
+        project: Option<ProjectSource>,
+        project_error: Option<String>,
+    ) -> Self {
+        let context = ServerContext {
+            project: project.map(Arc::new),
+            project_error,
+            environment: options.environment,
+        };
+        PyroMcpServer { pyro, surface: options.surface, context: Arc::new(context) }
+    }
+
+    /// The profile, for a profile server (`None` for a mode).
+    pub fn profile(&self) -> Option<Profile> {
+        match self.surface {
+            Surface::Profile(p) => Some(p),
+            Surface::Mode(_) => None,
+        }
+    }
+
+    /// The profile or mode.
+    pub fn surface(&self) -> Surface {
+        self.surface
+    }
+
+    /// The project source `workspace_create` seeds from without `seed_path`.
+    pub fn project(&self) -> Option<&ProjectSource> {
+        self.context.project.as_deref()
+    }
+
+    fn to_tool(&self, exposed: &ExposedTool) -> Tool {
+        let mut schema = match exposed.input_schema() {
+            Value::Object(map) => map,
+            _ => Default::default(),
+        };
+        let mut description = exposed.description().to_string();
+        if exposed.name() == "workspace_create" {
+            self.context.adjust_create(&mut schema, &mut description);
+        }
+        let spec = exposed.spec;
+        let annotations = ToolAnnotations::new()
+            .read_only(spec.read_only)
+            .destructive(spec.destructive)
+            .open_world(false);
+        Tool::new(spec.name, description, Arc::new(schema)).with_annotations(annotations)
     }
 
     /// The tools this server lists.
     pub fn tools(&self) -> Vec<Tool> {
-        tools_for(self.profile).map(|t| to_tool(t, self.profile)).collect()
+        self.surface.tools().iter().map(|t| self.to_tool(t)).collect()
     }
 
     /// Serve MCP over stdin/stdout until the client disconnects. While serving, expired
@@ -82,7 +138,7 @@ impl PyroMcpServer {
 
     /// Call one tool; errors become tool error results.
     pub async fn call(&self, name: &str, args: serde_json::Map<String, Value>) -> CallToolResult {
-        match call_tool(&self.pyro, self.profile, name, args).await {
+        match dispatch::call_tool_in(&self.pyro, self.surface, &self.context, name, args).await {
             Ok(value) => {
                 let text = serde_json::to_string_pretty(&value).unwrap_or_default();
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
@@ -100,7 +156,7 @@ impl ServerHandler for PyroMcpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("pyro", env!("CARGO_PKG_VERSION")))
-            .with_instructions(self.profile.instructions())
+            .with_instructions(self.surface.instructions())
     }
 
     async fn list_tools(
@@ -112,7 +168,7 @@ impl ServerHandler for PyroMcpServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools_for(self.profile).find(|t| t.name == name).map(|t| to_tool(t, self.profile))
+        self.surface.tool(name).map(|t| self.to_tool(&t))
     }
 
     async fn call_tool(

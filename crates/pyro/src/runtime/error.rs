@@ -85,6 +85,9 @@ pub enum PyroError {
         #[source]
         source: std::io::Error,
     },
+    /// The server's project source could not be read.
+    #[error(transparent)]
+    ProjectSource(#[from] crate::project::ProjectSourceError),
     /// Something pyro wrote itself could not be read back.
     #[error("corrupt state in {path}: {message}")]
     CorruptState {
@@ -127,6 +130,7 @@ impl PyroError {
             PyroError::Backend(_) => "backend_error",
             PyroError::Io { .. } => "io_error",
             PyroError::CorruptState { .. } => "corrupt_state",
+            PyroError::ProjectSource(_) => "project_source",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Largest seed or sync archive accepted (bytes, uncompressed): the transfer cap
 /// ([`GuestLimits::max_transfer_bytes`]), so whatever goes in can also come back out as
 /// a baseline, snapshot or export.
-fn max_seed_bytes() -> u64 {
+pub fn max_seed_bytes() -> u64 {
     GuestLimits::from_env().max_transfer_bytes
 }
 
@@ -33,6 +33,10 @@ pub struct Seed {
     pub mode: &'static str,
     /// Absolute source path.
     pub source: PathBuf,
+    /// `seed_path`, `project_path` or `repo_url` (see [`crate::project::OriginKind`]).
+    pub origin_kind: &'static str,
+    /// The source as the caller knows it: the path, or `URL@COMMIT`.
+    pub origin_ref: Option<String>,
 }
 
 /// Expand `~` and make a host path absolute.
@@ -76,7 +80,8 @@ pub fn prepare(path: &str) -> Result<Seed> {
         if tar.len() as u64 > max {
             return Err(too_large(&source, max));
         }
-        return Ok(Seed { tar, mode: "directory", source });
+        let origin_ref = Some(source.display().to_string());
+        return Ok(Seed { tar, mode: "directory", source, origin_kind: "seed_path", origin_ref });
     }
     let Some(gzipped) = is_archive_name(&source).filter(|_| meta.is_file()) else {
         return Err(PyroError::invalid(
@@ -99,7 +104,8 @@ pub fn prepare(path: &str) -> Result<Seed> {
     archive::validate_archive(&tar).map_err(|e| {
         PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display()))
     })?;
-    Ok(Seed { tar, mode: "tar_archive", source })
+    let origin_ref = Some(source.display().to_string());
+    Ok(Seed { tar, mode: "tar_archive", source, origin_kind: "seed_path", origin_ref })
 }
 
 /// Write an exported archive to `output` (which must not exist): a directory becomes a

@@ -35,12 +35,13 @@ use super::error::{PyroError, Result};
 use super::secrets::Redactor;
 use super::state::{now, WorkspaceDir, WorkspaceLock, WorkspaceRecord};
 use super::workspace::execution_mode;
-use super::{validate, Runtime};
+use super::{review, validate, Runtime};
 use crate::backend::BackendKind;
 use pyro_agent::services::{parse_address, parse_http_url};
 use pyro_contract::params::{
     NetworkPolicy, PublishedPortInput, ServiceIdParams, ServiceLogsParams, ServiceStartParams,
 };
+use pyro_contract::results::ReviewEventKind;
 use pyro_contract::results::{
     PublishedPort, Service, ServiceList, ServiceLogsResult, ServiceReadiness, ServiceState,
 };
@@ -418,7 +419,15 @@ impl Runtime {
         }
         drop(ch);
         self.touch(&dir, &p.workspace_id)?;
-        Ok(to_public(&rec, service, &redactor))
+        let service = to_public(&rec, service, &redactor);
+        self.note(
+            &p.workspace_id,
+            ReviewEventKind::ServiceStart {
+                service_name: review::cut(&service.service_name),
+                state: format!("{:?}", service.state).to_lowercase(),
+            },
+        );
+        Ok(service)
     }
 
     /// Add every forward, or none: on a failure the ones added are removed again.
@@ -491,7 +500,10 @@ impl Runtime {
     /// published ports. A service that is not running is returned unchanged.
     pub fn service_stop(&self, p: ServiceIdParams) -> Result<Service> {
         let request = Request::ServiceStop { name: p.service_name.clone(), fail_reason: None };
-        self.one_service(&p, request, "service_stop", QUICK)
+        let service = self.one_service(&p, request, "service_stop", QUICK)?;
+        let service_name = review::cut(&p.service_name);
+        self.note(&p.workspace_id, ReviewEventKind::ServiceStop { service_name });
+        Ok(service)
     }
 
     /// A service's stdout and stderr: the last `tail_lines` lines, or all with `all`.

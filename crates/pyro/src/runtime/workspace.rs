@@ -3,7 +3,7 @@
 use super::agent::{self, b64, lossy, unb64, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
-use super::{diff, patch, secrets, seed, validate, Runtime};
+use super::{diff, patch, review, secrets, seed, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -256,13 +256,23 @@ impl Runtime {
 
     /// Create and start a workspace.
     pub fn workspace_create(&self, p: WorkspaceCreateParams) -> Result<Workspace> {
+        let seed = p.seed_path.as_deref().map(seed::prepare).transpose()?;
+        self.workspace_create_seeded(p, seed)
+    }
+
+    /// Create and start a workspace seeded from an already packed `seed` (a project
+    /// source); `p.seed_path` is ignored.
+    pub fn workspace_create_seeded(
+        &self,
+        p: WorkspaceCreateParams,
+        seed: Option<seed::Seed>,
+    ) -> Result<Workspace> {
         validate::sizing(p.vcpu_count, p.mem_mib, p.ttl_seconds)?;
         let name = p.name.as_deref().map(validate::workspace_name).transpose()?;
         let labels = p.labels.clone().unwrap_or_default();
         validate::labels(&labels)?;
         super::environments::EnvironmentCatalog::require_known(&p.environment)?;
         let prepared_secrets = secrets::prepare(p.secrets.as_deref().unwrap_or_default())?;
-        let seed = p.seed_path.as_deref().map(seed::prepare).transpose()?;
         self.reap_expired_workspaces();
         let backend_kind = self.choose_backend(p.allow_host_compat)?;
         secrets::refuse_on_host(&prepared_secrets, backend_kind)?;
@@ -303,6 +313,8 @@ impl Runtime {
                 destination: WORKSPACE_PATH.into(),
                 entry_count: 0,
                 bytes_written: 0,
+                origin_kind: "none".into(),
+                origin_ref: None,
             },
             secrets: Vec::new(),
             command_count: 0,
@@ -329,6 +341,8 @@ impl Runtime {
                     destination: WORKSPACE_PATH.into(),
                     entry_count: stats.entry_count,
                     bytes_written: stats.bytes_written,
+                    origin_kind: seed.origin_kind.into(),
+                    origin_ref: seed.origin_ref.clone(),
                 };
             }
             let (baseline, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
@@ -658,7 +672,11 @@ impl Runtime {
         self.require_started(&dir, &rec, "workspace_file_write")?;
         let mut ch = self.channel(&dir, &rec)?;
         let request = Request::WriteFile { path: path.clone(), data_b64: b64(p.text.as_bytes()) };
-        match agent::call(ch.as_mut(), request, QUICK)? {
+        let written = agent::call(ch.as_mut(), request, QUICK)?;
+        if let Response::Written { .. } = written {
+            self.note(&p.workspace_id, ReviewEventKind::FileWrite { path: review::cut(&path) });
+        }
+        match written {
             Response::Written { bytes_written } => Ok(FileWriteResult {
                 workspace_id: p.workspace_id,
                 path,
@@ -747,6 +765,8 @@ impl Runtime {
         let (_, mut rec) = self.load(&p.workspace_id)?;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
+        let paths = entries.iter().take(50).map(|e| review::cut(&e.path)).collect();
+        self.note(&p.workspace_id, ReviewEventKind::PatchApply { paths });
         Ok(PatchApplyResult {
             workspace_id: p.workspace_id,
             changed: summary.total > 0,
@@ -802,6 +822,13 @@ impl Runtime {
             return Err(unexpected("export_tar", &response));
         };
         let stats = seed::write_export(&tar, artifact_type, &output)?;
+        self.note(
+            &p.workspace_id,
+            ReviewEventKind::Export {
+                workspace_path: review::cut(&path),
+                output_path: review::cut(&output.display().to_string()),
+            },
+        );
         Ok(ExportResult {
             workspace_id: p.workspace_id,
             workspace_path: path,
@@ -832,6 +859,13 @@ impl Runtime {
         let (_, mut rec) = self.load(&p.workspace_id)?;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
+        self.note(
+            &p.workspace_id,
+            ReviewEventKind::SyncPush {
+                source_path: review::cut(&source.source.display().to_string()),
+                destination: review::cut(&dest),
+            },
+        );
         Ok(SyncPushResult {
             workspace_id: p.workspace_id,
             execution_mode: execution_mode(rec.backend),
@@ -905,6 +939,8 @@ impl Runtime {
         let (_, mut rec) = self.load(&p.workspace_id)?;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
+        let snapshot_name = review::cut(&info.snapshot_name);
+        self.note(&p.workspace_id, ReviewEventKind::SnapshotCreate { snapshot_name });
         Ok(SnapshotResult {
             workspace_id: p.workspace_id,
             snapshot: info,
@@ -955,6 +991,8 @@ impl Runtime {
         let (_, mut rec) = self.load(&p.workspace_id)?;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
+        let snapshot_name = review::cut(&p.snapshot_name);
+        self.note(&p.workspace_id, ReviewEventKind::SnapshotDelete { snapshot_name });
         Ok(SnapshotDeleteResult {
             workspace_id: p.workspace_id,
             snapshot_name: p.snapshot_name,
@@ -1013,6 +1051,7 @@ impl Runtime {
         rec.last_reset_at = Some(now());
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
+        review::restart(&dir, &p.snapshot);
         Ok(WorkspaceResetResult {
             workspace: self.to_public(&dir, &rec),
             workspace_reset: ResetInfo {

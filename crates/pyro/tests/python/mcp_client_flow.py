@@ -41,7 +41,7 @@ async def ok(session, name, args):
 async def main():
     pyro_bin, profile, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     params = StdioServerParameters(
-        command=pyro_bin, args=["mcp", "serve", "--profile", profile], env=dict(os.environ)
+        command=pyro_bin, args=["mcp", "serve", "--no-project-source", "--profile", profile], env=dict(os.environ)
     )
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:

@@ -3,20 +3,43 @@
 use crate::cli::args::DoctorArgs;
 use crate::cli::error::{CliError, ExitCode};
 use crate::cli::output::{emit, name_of, yes_no};
+use pyro::project::ProjectSourceReport;
 use pyro::runtime::DoctorReport;
 use pyro::Pyro;
+use serde::Serialize;
 use std::io::{self, Write};
+
+/// `pyro doctor --json`: the runtime report plus what `pyro mcp serve` would seed from.
+#[derive(Debug, Serialize)]
+struct DoctorOutput {
+    #[serde(flatten)]
+    report: DoctorReport,
+    /// The project source `pyro mcp serve` would use with the same flags, and why.
+    project_source: ProjectSourceReport,
+}
 
 /// Run `pyro doctor`. The exit code is 0 even when the runtime is not usable: the
 /// report is the answer (`runtime_ok` says whether guests can boot).
 pub async fn run(pyro: &Pyro, args: &DoctorArgs) -> Result<ExitCode, CliError> {
     tracing::debug!(platform = ?args.platform, "doctor");
     let report = pyro.doctor().await?;
-    emit(args.out.json, &report, print)?;
+    let choice = super::mcp::project_choice(&args.project)?;
+    let project_source = match choice.report() {
+        Ok(report) => report,
+        Err(e) => ProjectSourceReport {
+            origin_kind: pyro::project::OriginKind::None,
+            origin_ref: None,
+            git_tracked_only: false,
+            reason: format!("unusable: {e}"),
+        },
+    };
+    let output = DoctorOutput { report, project_source };
+    emit(args.out.json, &output, print)?;
     Ok(ExitCode::Success)
 }
 
-fn print(w: &mut dyn Write, r: &DoctorReport) -> io::Result<()> {
+fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
+    let r = &out.report;
     writeln!(w, "Platform: {}", r.platform)?;
     writeln!(w, "pyro: {}", r.pyro_version)?;
     writeln!(w, "Runtime: {}", if r.runtime_ok { "PASS" } else { "FAIL" })?;
@@ -42,6 +65,14 @@ fn print(w: &mut dyn Write, r: &DoctorReport) -> io::Result<()> {
         let state = if e.installed { "installed" } else { "not installed" };
         writeln!(w, "Environment: {} [{state}]", e.name)?;
     }
+    let p = &out.project_source;
+    writeln!(
+        w,
+        "Project source: {}{} ({})",
+        p.origin_kind.name(),
+        p.origin_ref.as_ref().map(|r| format!(" {r}")).unwrap_or_default(),
+        p.reason
+    )?;
     if r.issues.is_empty() {
         writeln!(w, "Issues: none")?;
     } else {

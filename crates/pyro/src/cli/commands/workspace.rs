@@ -43,6 +43,11 @@ pub async fn run(pyro: &Pyro, cmd: WorkspaceCommand) -> Result<ExitCode, CliErro
             emit(a.out.json, &logs, print_logs)?;
             Ok(ExitCode::Success)
         }
+        WorkspaceCommand::Summary(a) => {
+            let s = pyro.summarize_workspace(a.workspace_id).await?;
+            emit(a.out.json, &s, |w, s| w.write_all(s.text.as_bytes()))?;
+            Ok(ExitCode::Success)
+        }
         WorkspaceCommand::Stop(a) => {
             let ws = pyro.workspace_stop(a.workspace_id).await?;
             emit(a.out.json, &ws, |w, ws| summary(w, "Stopped workspace ID", ws))?;
