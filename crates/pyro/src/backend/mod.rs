@@ -119,7 +119,10 @@ pub enum BackendError {
     Protocol(String),
     /// The guest sent something that is not a valid answer (too long, not JSON, a flood,
     /// a forged size). The guest is untrusted: its workspace's agent is unhealthy.
-    #[error("the guest agent sent an invalid answer: {0}")]
+    #[error(
+        "the guest agent sent an invalid answer: {0} (something in the guest broke the protocol; \
+         stop and start it for a fresh agent)"
+    )]
     InvalidAnswer(String),
     /// The backend cannot do this.
     #[error("{operation} is not supported by backend {backend}")]

@@ -150,10 +150,7 @@ impl Runtime {
         let last_error = match unhealthy {
             Some(reason) => {
                 metadata.insert("agent_health".into(), "unhealthy".into());
-                Some(format!(
-                    "{reason}; the guest agent is unhealthy (something in the guest broke the \
-                     protocol): stop and start the workspace to get a fresh agent, or delete it"
-                ))
+                Some(format!("the guest agent is unhealthy: {reason}"))
             }
             None => {
                 if running {

@@ -1,13 +1,14 @@
 //! Booting with a watchdog: launch QEMU, wait for the agent's hello on port 0, and kill
 //! and relaunch once when it does not come within the deadline.
 
-use super::super::limits::HELLO_ANSWER_CAP;
+use super::super::limits::{GuestLimits, HELLO_ANSWER_CAP};
 use super::super::BackendError;
 use super::channel::{AgentHello, Session};
 use super::console::{self, ConsoleMarkers};
 use super::launch::{self, LaunchConfig};
 use super::layout::{remove_if_exists, SandboxPaths};
 use super::process;
+use super::qmp::QmpClient;
 use pyro_protocol::{Request, PROTOCOL_VERSION};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,11 @@ pub fn boot(config: &LaunchConfig<'_>, timeout: Duration) -> Result<BootOutcome,
         match result {
             Ok((pid, hello)) => {
                 let launch_to_hello = started.elapsed();
+                if let Err(e) = cap_console(paths) {
+                    process::kill_and_wait(pid);
+                    remove_runtime_files(paths, config.agent_ports)?;
+                    return Err(e);
+                }
                 return Ok(BootOutcome {
                     pid,
                     hello,
@@ -129,6 +135,27 @@ pub fn boot(config: &LaunchConfig<'_>, timeout: Duration) -> Result<BootOutcome,
         "the guest agent did not come up ({}); last console lines:\n{last_console}",
         failures.join("; ")
     )))
+}
+
+/// How long capping the console may wait for QMP, per try.
+const CAP_QMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Switch the console to QEMU's ring buffer now that the agent is up (user code may
+/// run from here on). A guest whose console cannot be capped is not handed out.
+fn cap_console(paths: &SandboxPaths) -> Result<(), BackendError> {
+    let max = GuestLimits::from_env().max_console_bytes;
+    let mut last = None;
+    for _ in 0..3 {
+        let capped = QmpClient::connect(&paths.qmp_socket(), CAP_QMP_TIMEOUT)
+            .and_then(|mut qmp| console::cap_console(&mut qmp, max));
+        match capped {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reason = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(BackendError::Boot(format!("could not cap the guest console over QMP: {reason}")))
 }
 
 /// Wait for the agent's hello on port 0 until `deadline`.

@@ -1,12 +1,122 @@
-//! Reading the guest's serial console log: boot markers and the tail shown in errors.
+//! The guest's serial console: capping it, and reading boot markers and the tail shown
+//! in errors.
+//!
+//! # Cap
+//!
+//! A guest can write to `/dev/ttyS0` forever, and QEMU outlives every pyro process, so
+//! the cap must hold with no pyro process around. QEMU starts with the console on a
+//! plain file (`-chardev file,id=console`): during boot only the kernel and pyro's own
+//! initramfs write to it (no user code has run yet), and a failed boot keeps every line,
+//! `PYRO-INIT-FATAL` included. Once the agent answered its hello, [`cap_console`]
+//! switches the chardev over QMP (`chardev-change`) to a **ring buffer inside QEMU**
+//! ([`ring_size`] bytes, at most 4 MiB): from then on QEMU keeps only the newest bytes
+//! in memory and writes nothing to disk. [`drain`] moves what the ring holds into
+//! `console.log`, rotating to `console.log.1` at half of
+//! [`GuestLimits::max_console_bytes`](super::super::limits::GuestLimits), so the two files
+//! together never exceed the cap (default 8 MiB). Stop drains before QEMU quits.
 //!
 //! The initramfs prints `PYRO-INIT stage=<name> uptime=<secs>` at each stage and
 //! `PYRO-INIT-FATAL <reason>` before powering off on a fatal error; the agent prints
 //! `PYRO-AGENT ready ports=<n> uptime=<secs>` once it serves its ports. Uptimes are the
 //! guest's `/proc/uptime` (seconds since the guest kernel started).
 
-use std::io::{Read, Seek, SeekFrom};
+use super::layout::SandboxPaths;
+use super::qmp::{QmpClient, QmpError};
+use base64::Engine as _;
+use serde_json::json;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The id of the console chardev on QEMU's command line.
+pub const CONSOLE_CHARDEV: &str = "console";
+
+/// Size of QEMU's console ring for a cap of `max_console_bytes`: a power of two (QEMU
+/// requires one), at most half the cap, between 64 KiB and 4 MiB.
+pub fn ring_size(max_console_bytes: u64) -> u64 {
+    let half = (max_console_bytes / 2).clamp(64 * 1024, 4 * 1024 * 1024);
+    1u64 << (63 - half.leading_zeros())
+}
+
+/// Switch the console from the boot file to QEMU's in-memory ring (see the module doc).
+pub fn cap_console(qmp: &mut QmpClient, max_console_bytes: u64) -> Result<(), QmpError> {
+    qmp.execute(
+        "chardev-change",
+        Some(json!({
+            "id": CONSOLE_CHARDEV,
+            "backend": { "type": "ringbuf", "data": { "size": ring_size(max_console_bytes) } }
+        })),
+    )
+    .map(|_| ())
+}
+
+/// Move what QEMU's console ring holds into `console.log` (rotating, see the module
+/// doc); returns the bytes moved. Concurrent drains take turns on `console.lock`.
+pub fn drain(
+    qmp: &mut QmpClient,
+    paths: &SandboxPaths,
+    max_console_bytes: u64,
+) -> Result<u64, QmpError> {
+    let io_err = |context, source| QmpError::Io { context, path: paths.console_log(), source };
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths.console_lock())
+        .map_err(|e| io_err("open console lock", e))?;
+    lock.lock().map_err(|e| io_err("lock console", e))?;
+    let size = ring_size(max_console_bytes);
+    let value = qmp.execute(
+        "ringbuf-read",
+        Some(json!({ "device": CONSOLE_CHARDEV, "size": size, "format": "base64" })),
+    )?;
+    let text = value.as_str().unwrap_or_default();
+    // QEMU answers at most `size` bytes; refuse anything else rather than trust it.
+    if text.len() as u64 > size.div_ceil(3) * 4 + 4 {
+        return Err(QmpError::Protocol(format!("ringbuf-read returned {} characters", text.len())));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| QmpError::Protocol(format!("ringbuf-read returned bad base64: {e}")))?;
+    append_rotating(paths, &bytes, max_console_bytes).map_err(|e| io_err("append", e))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Append `bytes` to `console.log`, first renaming it to `console.log.1` when it would
+/// pass half the cap. Only the newest half-cap of `bytes` is kept.
+fn append_rotating(
+    paths: &SandboxPaths,
+    bytes: &[u8],
+    max_console_bytes: u64,
+) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let half = usize::try_from((max_console_bytes / 2).max(1)).unwrap_or(usize::MAX);
+    let bytes = &bytes[bytes.len().saturating_sub(half)..];
+    let log = paths.console_log();
+    let len = fs::symlink_metadata(&log).map(|m| m.len()).unwrap_or(0);
+    if len.saturating_add(bytes.len() as u64) > half as u64 {
+        match fs::rename(&log, paths.console_log_rotated()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut file =
+        OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(&log)?;
+    file.write_all(bytes)
+}
+
+/// Bytes the console keeps on disk now (`console.log` plus `console.log.1`).
+pub fn kept_bytes(paths: &SandboxPaths) -> u64 {
+    [paths.console_log(), paths.console_log_rotated()]
+        .iter()
+        .filter_map(|p| fs::symlink_metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
 
 /// The markers found in a console log.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,6 +218,29 @@ PYRO-AGENT ready ports=4 uptime=0.83\r
     fn tail_keeps_the_last_lines() {
         assert_eq!(tail_lines("a\r\n\r\nb\nc\n", 2), "b\nc");
         assert_eq!(tail_lines("", 5), "");
+    }
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_within_bounds() {
+        assert_eq!(ring_size(8 << 20), 4 << 20);
+        assert_eq!(ring_size(6 << 20), 2 << 20);
+        assert_eq!(ring_size(1 << 20), 512 << 10);
+        assert_eq!(ring_size(1), 64 << 10);
+        assert_eq!(ring_size(u64::MAX), 4 << 20);
+    }
+
+    #[test]
+    fn appends_rotate_and_stay_under_the_cap() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = SandboxPaths::from_canonical(tmp.path().canonicalize().expect("canon"));
+        let cap = 1000;
+        for i in 0..50u8 {
+            append_rotating(&paths, &[b'a' + (i % 26); 130], cap).expect("append");
+            assert!(kept_bytes(&paths) <= cap, "round {i}: {}", kept_bytes(&paths));
+        }
+        append_rotating(&paths, &[b'z'; 5000], cap).expect("append");
+        assert!(kept_bytes(&paths) <= cap);
+        assert!(fs::read(paths.console_log()).expect("log").iter().all(|b| *b == b'z'));
     }
 
     #[test]

@@ -203,8 +203,14 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
     qmp.push(opt_value(paths.qemu_socket_arg(QMP_SOCKET).as_os_str()));
     qmp.push(",server=on,wait=off");
     args.push(qmp);
+    // The console starts on a file and is switched to a ring buffer in QEMU once the
+    // agent is up (console.rs explains the cap).
+    args.push("-chardev".into());
+    let mut console = OsString::from(format!("file,id={},path=", super::console::CONSOLE_CHARDEV));
+    console.push(opt_value(paths.console_log().as_os_str()));
+    args.push(console);
     args.push("-serial".into());
-    args.push(opt_path("file:", &paths.console_log()));
+    args.push(format!("chardev:{}", super::console::CONSOLE_CHARDEV).into());
     args.push("-kernel".into());
     args.push(config.kernel.into());
     args.push("-initrd".into());
@@ -354,7 +360,7 @@ mod tests {
         assert!(joined.starts_with("-M q35 -accel tcg -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -daemonize -no-reboot"), "{joined}");
         assert_eq!(value_after(&args, "-pidfile"), ["/w/ab/sandbox/qemu.pid"]);
         assert_eq!(value_after(&args, "-qmp"), ["unix:/w/ab/sandbox/qmp.sock,server=on,wait=off"]);
-        assert_eq!(value_after(&args, "-serial"), ["file:/w/ab/sandbox/console.log"]);
+        assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
         assert_eq!(value_after(&args, "-kernel"), ["/c/boot/vmlinux"]);
         assert_eq!(value_after(&args, "-initrd"), ["/c/boot/initrd.img"]);
         assert_eq!(value_after(&args, "-append"), [KERNEL_CMDLINE]);
@@ -365,6 +371,7 @@ mod tests {
         assert_eq!(
             value_after(&args, "-chardev"),
             [
+                "file,id=console,path=/w/ab/sandbox/console.log",
                 "socket,id=agent0,path=/w/ab/sandbox/agent-0.sock,server=on,wait=off",
                 "socket,id=agent1,path=/w/ab/sandbox/agent-1.sock,server=on,wait=off"
             ]
@@ -406,7 +413,8 @@ mod tests {
         let drive = value_after(&args, "-drive")[0];
         assert!(drive.starts_with("file=/w/a,,b/"), "{drive}");
         assert_eq!(value_after(&args, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
-        assert!(value_after(&args, "-chardev")[0].contains("path=agent-0.sock,"));
+        assert!(value_after(&args, "-chardev")[0].starts_with("file,id=console,path=/w/a,,b/"));
+        assert!(value_after(&args, "-chardev")[1].contains("path=agent-0.sock,"));
         // -pidfile is not an option list: no escaping, and it identifies the process.
         assert_eq!(value_after(&args, "-pidfile")[0], dir.join("qemu.pid").to_string_lossy());
     }

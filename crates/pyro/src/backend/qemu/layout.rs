@@ -7,7 +7,10 @@
 //! <dir>/qmp.sock          QMP control socket (QEMU listens)
 //! <dir>/agent-<i>.sock    agent port i (QEMU listens; one client at a time)
 //! <dir>/agent-<i>.lock    flock taken by the host process that uses port i
-//! <dir>/console.log       the guest's serial console (truncated at every boot)
+//! <dir>/console.log       the guest's serial console (truncated at every boot; see
+//!                         `console.rs` for how it is capped)
+//! <dir>/console.log.1     its rotated predecessor
+//! <dir>/console.lock      flock held while draining QEMU's console ring into the log
 //! <dir>/vm.json           how the VM was booted (see `record.rs`)
 //! ```
 //!
@@ -87,6 +90,16 @@ impl SandboxPaths {
         self.dir.join(CONSOLE_LOG)
     }
 
+    /// `console.log.1`, the rotated console log.
+    pub fn console_log_rotated(&self) -> PathBuf {
+        self.dir.join(format!("{CONSOLE_LOG}.1"))
+    }
+
+    /// `console.lock`.
+    pub fn console_lock(&self) -> PathBuf {
+        self.dir.join("console.lock")
+    }
+
     /// `vm.json`.
     pub fn vm_record(&self) -> PathBuf {
         self.dir.join(VM_RECORD)
@@ -131,6 +144,8 @@ impl SandboxPaths {
         files.extend((0..agent_ports).map(|i| self.agent_lock(i)));
         files.push(self.disk());
         files.push(self.console_log());
+        files.push(self.console_log_rotated());
+        files.push(self.console_lock());
         files.push(self.vm_record());
         files.push(self.dir.join(format!("{VM_RECORD}.tmp")));
         files

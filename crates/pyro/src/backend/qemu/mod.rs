@@ -110,6 +110,15 @@ impl QemuBackend {
         Ok(QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT)?)
     }
 
+    /// Move what the running guest's console ring holds into `console.log` (rotated,
+    /// capped at `PYRO_CONSOLE_LOG_MAX_MIB`); returns the bytes moved.
+    pub fn drain_console(&self, dir: &Path) -> Result<u64, BackendError> {
+        let paths = SandboxPaths::new(dir)?;
+        let mut qmp = self.qmp(dir)?;
+        let max = super::limits::GuestLimits::from_env().max_console_bytes;
+        Ok(console::drain(&mut qmp, &paths, max)?)
+    }
+
     /// The pid of a sandbox's QEMU, when it runs.
     pub fn qemu_pid(&self, dir: &Path) -> Option<i32> {
         process::qemu_pid(&SandboxPaths::new(dir).ok()?)
@@ -226,8 +235,13 @@ impl QemuBackend {
     fn stop_paths(&self, paths: &SandboxPaths) -> Result<(), BackendError> {
         if let Some(pid) = process::qemu_pid(paths) {
             Self::sync_guest(paths.dir());
-            let quit =
-                QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT).and_then(|mut qmp| qmp.quit());
+            let quit = QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT).and_then(|mut qmp| {
+                let max = super::limits::GuestLimits::from_env().max_console_bytes;
+                if let Err(e) = console::drain(&mut qmp, paths, max) {
+                    tracing::warn!(pid, error = %e, "could not keep the console before stopping");
+                }
+                qmp.quit()
+            });
             if let Err(e) = quit {
                 tracing::warn!(pid, error = %e, "QMP quit failed; sending SIGTERM");
                 let _ = process::send_signal(pid, process::Signal::Term);
