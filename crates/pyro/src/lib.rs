@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod host;
 pub mod mcp;
 pub mod project;
 pub mod runtime;

@@ -4,7 +4,7 @@ use crate::cli::args::{McpCommand, McpServeArgs, ProjectArgs};
 use crate::cli::error::{CliError, ExitCode};
 use pyro::project::ProjectSourceChoice;
 use pyro::Pyro;
-use pyro::{PyroError, ServerOptions, Surface};
+use pyro::{PyroError, ServerOptions};
 
 /// The project source the flags ask for; without any flag, the Git checkout containing
 /// the current directory (if any).
@@ -24,11 +24,7 @@ pub fn project_choice(args: &ProjectArgs) -> Result<ProjectSourceChoice, CliErro
 
 /// The server options `pyro mcp serve` flags describe.
 pub fn server_options(args: &McpServeArgs) -> Result<ServerOptions, CliError> {
-    let surface = match (args.mode, args.profile) {
-        (Some(mode), _) => Surface::Mode(mode.0),
-        (None, Some(profile)) => Surface::Profile(profile.0),
-        (None, None) => Surface::default(),
-    };
+    let surface = args.surface.surface().unwrap_or_default();
     let mut options = ServerOptions::new(surface).with_project(project_choice(&args.project)?);
     if let Some(env) = &args.project.environment {
         pyro::runtime::EnvironmentCatalog::require_known(env)?;

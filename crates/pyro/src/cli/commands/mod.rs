@@ -6,6 +6,7 @@ mod disk;
 mod doctor;
 mod env;
 mod files;
+mod host;
 mod mcp;
 mod run;
 mod services;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Env(cmd) => env::run(&Pyro::from_env(), cmd).await,
         Command::Run(args) => run::run(&Pyro::from_env(), args).await,
         Command::Workspace(cmd) => workspace::run(&Pyro::from_env(), cmd).await,
+        Command::Host(cmd) => host::run(cmd),
         Command::Doctor(args) => doctor::run(&Pyro::from_env(), &args).await,
         Command::Demo(args) => demo::run(&Pyro::from_env(), args).await,
     }
