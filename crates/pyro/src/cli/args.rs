@@ -71,6 +71,18 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     /// Check what this host can run, and how to fix what it cannot.
     Doctor(DoctorArgs),
+    /// Make this machine warm for an environment and prove the workspace loop once.
+    #[command(
+        long_about = "Make the machine warm for ENVIRONMENT (default debian:12) so chat sessions \
+            skip setup: pull the environment if it is missing, then prove the loop with one \
+            throwaway workspace (create, exec, reset, exec, delete) on the guest backend, and \
+            record a manifest in the cache (<cache>/daily-loop/). Afterwards `pyro doctor \
+            --environment ENVIRONMENT` reports warm, and stale (with the reason) once the \
+            image, guest kernel, guest agent or pyro version changes. An already warm \
+            environment is left alone unless --force is given.",
+        after_help = "Examples:\n  pyro prepare\n  pyro prepare debian:12-build --json\n  pyro prepare debian:12 --network --force"
+    )]
+    Prepare(PrepareArgs),
     /// Connect chat hosts (Claude Code, Codex, OpenCode) to pyro, check and repair them.
     #[command(subcommand)]
     Host(HostCommand),
@@ -896,7 +908,8 @@ pub struct ProjectArgs {
     /// Do not seed from any project: workspace_create without seed_path starts empty.
     #[arg(long)]
     pub no_project_source: bool,
-    /// Default environment of workspace_create when the call names none (e.g. debian:12-build).
+    /// Default environment of workspace_create when the call names none (e.g. debian:12-build);
+    /// for `doctor`, the environment whose daily-loop readiness (warm/cold/stale) to report.
     #[arg(long, value_name = "ENV")]
     pub environment: Option<String>,
 }
@@ -1049,6 +1062,22 @@ pub struct DoctorArgs {
     /// that environment is warm.
     #[command(flatten)]
     pub project: ProjectArgs,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro prepare`.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Environment to warm, e.g. debian:12 (see `pyro env list`).
+    #[arg(value_name = "ENVIRONMENT", default_value = "debian:12")]
+    pub environment: String,
+    /// Prove the loop with guest networking too (network_policy egress).
+    #[arg(long)]
+    pub network: bool,
+    /// Run the proof again even when the environment is already warm.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub out: JsonFlag,
 }

@@ -4,6 +4,7 @@ use crate::cli::args::DoctorArgs;
 use crate::cli::error::{CliError, ExitCode};
 use crate::cli::output::{emit, name_of, yes_no};
 use pyro::project::ProjectSourceReport;
+use pyro::runtime::daily_loop::DailyLoopStatus;
 use pyro::runtime::DoctorReport;
 use pyro::Pyro;
 use serde::Serialize;
@@ -16,6 +17,9 @@ struct DoctorOutput {
     report: DoctorReport,
     /// The project source `pyro mcp serve` would use with the same flags, and why.
     project_source: ProjectSourceReport,
+    /// With `--environment`: whether that environment is warm, cold or stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daily_loop: Option<DailyLoopStatus>,
 }
 
 /// Run `pyro doctor`. The exit code is 0 even when the runtime is not usable: the
@@ -33,7 +37,19 @@ pub async fn run(pyro: &Pyro, args: &DoctorArgs) -> Result<ExitCode, CliError> {
             reason: format!("unusable: {e}"),
         },
     };
-    let output = DoctorOutput { report, project_source };
+    let daily_loop = match &args.project.environment {
+        Some(env) => {
+            let rt = pyro.runtime().clone();
+            let env = env.clone();
+            Some(
+                tokio::task::spawn_blocking(move || rt.daily_loop_status(&env))
+                    .await
+                    .map_err(|e| CliError::Invalid(format!("doctor failed: {e}")))??,
+            )
+        }
+        None => None,
+    };
+    let output = DoctorOutput { report, project_source, daily_loop };
     emit(args.out.json, &output, print)?;
     Ok(ExitCode::Success)
 }
@@ -73,6 +89,17 @@ fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
         p.origin_ref.as_ref().map(|r| format!(" {r}")).unwrap_or_default(),
         p.reason
     )?;
+    if let Some(d) = &out.daily_loop {
+        let state = serde_json::to_value(d.state).ok();
+        let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+        writeln!(w, "Daily loop ({}): {state}", d.environment)?;
+        for reason in &d.reasons {
+            writeln!(w, "  why: {reason}")?;
+        }
+        if let Some(fix) = &d.fix {
+            writeln!(w, "  fix: {fix}")?;
+        }
+    }
     if r.issues.is_empty() {
         writeln!(w, "Issues: none")?;
     } else {

@@ -8,6 +8,7 @@ mod env;
 mod files;
 mod host;
 mod mcp;
+mod prepare;
 mod run;
 mod services;
 mod shells;
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(&Pyro::from_env(), args).await,
         Command::Workspace(cmd) => workspace::run(&Pyro::from_env(), cmd).await,
         Command::Host(cmd) => host::run(cmd),
+        Command::Prepare(args) => prepare::run(&Pyro::from_env(), args).await,
         Command::Doctor(args) => doctor::run(&Pyro::from_env(), &args).await,
         Command::Demo(args) => demo::run(&Pyro::from_env(), args).await,
     }
