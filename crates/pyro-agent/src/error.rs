@@ -59,6 +59,9 @@ pub enum SandboxError {
         /// Decoder error.
         source: base64::DecodeError,
     },
+    /// A request field is out of range.
+    #[error("{0}")]
+    Invalid(String),
     /// The request is not supported by this sandbox mode or agent.
     #[error("{0}")]
     Unsupported(String),
@@ -98,7 +101,8 @@ impl SandboxError {
             SandboxError::RelativePath(_)
             | SandboxError::NulByte(_)
             | SandboxError::DeleteRoot
-            | SandboxError::Base64 { .. } => ErrorKind::Invalid,
+            | SandboxError::Base64 { .. }
+            | SandboxError::Invalid(_) => ErrorKind::Invalid,
             SandboxError::Unsupported(_) => ErrorKind::Unsupported,
             SandboxError::Spawn(_) | SandboxError::Io { .. } => ErrorKind::Io,
             SandboxError::Archive(err) => err.kind(),

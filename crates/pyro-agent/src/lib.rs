@@ -80,7 +80,8 @@ use std::time::Duration;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
-pub const CAPABILITIES: &[&str] = &["exec", "files", "tar", "secrets", "shells", "services"];
+pub const CAPABILITIES: &[&str] =
+    &["exec", "files", "tar", "secrets", "shells", "services", "clone_fixup"];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +223,26 @@ impl Sandbox {
                 sys::sync_all();
                 Response::Done
             }
+            Request::SetClock { unix_time_ns } => {
+                self.require_guest("setting the clock")?;
+                sys::set_wall_clock(unix_time_ns)
+                    .map_err(|e| SandboxError::io("set", "the wall clock", e))?;
+                Response::Done
+            }
+            Request::AddEntropy { data_b64 } => {
+                self.require_guest("adding entropy")?;
+                let data = decode(&data_b64, "data_b64")?;
+                if data.is_empty() || data.len() > pyro_protocol::MAX_ENTROPY_BYTES {
+                    return Err(SandboxError::Invalid(format!(
+                        "add_entropy takes 1 to {} bytes, got {}",
+                        pyro_protocol::MAX_ENTROPY_BYTES,
+                        data.len()
+                    )));
+                }
+                sys::add_entropy_and_reseed(&data)
+                    .map_err(|e| SandboxError::io("add entropy to", "/dev/urandom", e))?;
+                Response::Done
+            }
             Request::Shutdown => match self.mode {
                 SandboxMode::Guest => {
                     sys::sync_all();
@@ -286,6 +307,15 @@ impl Sandbox {
             std::thread::sleep(Duration::from_millis(100));
             // If this returns, the machine cannot be powered off; keep serving.
             let _ = sys::power_off();
+        }
+    }
+
+    fn require_guest(&self, what: &str) -> Result<(), SandboxError> {
+        match self.mode {
+            SandboxMode::Guest => Ok(()),
+            SandboxMode::HostCompat => Err(SandboxError::Unsupported(format!(
+                "{what} requires guest execution and is unavailable in host_compat mode"
+            ))),
         }
     }
 

@@ -69,6 +69,61 @@ pub(crate) fn kernel_release() -> io::Result<String> {
     Ok(release.to_string_lossy().into_owned())
 }
 
+/// Set `CLOCK_REALTIME` to `unix_time_ns` nanoseconds after the epoch; needs
+/// CAP_SYS_TIME.
+pub fn set_wall_clock(unix_time_ns: u64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: (unix_time_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (unix_time_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec (nanoseconds < 1e9) that outlives the call.
+    // JUSTIFICATION: std cannot set the clock.
+    let rc = unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `RNDADDENTROPY` = `_IOW('R', 0x03, int[2])` (linux/random.h).
+const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+/// `RNDRESEEDCRNG` = `_IO('R', 0x07)` (linux/random.h).
+const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+
+/// Mix `data` into the kernel's input pool, credited as full entropy, then force the
+/// CRNG to reseed from it now; needs CAP_SYS_ADMIN. Writing to `/dev/urandom` alone
+/// would mix without crediting or reseeding, so the RNG output would not change at once.
+pub fn add_entropy_and_reseed(data: &[u8]) -> io::Result<()> {
+    let urandom = std::fs::OpenOptions::new().write(true).open("/dev/urandom")?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&urandom);
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }: two ints,
+    // then the bytes, built in a u32 buffer so it is aligned like the C struct.
+    let words = data.len().div_ceil(4);
+    let mut info = vec![0u32; 2 + words];
+    let bits = i32::try_from(data.len() * 8).map_err(|_| io::Error::other("too much entropy"))?;
+    let len = i32::try_from(data.len()).map_err(|_| io::Error::other("too much entropy"))?;
+    info[0] = bits as u32;
+    info[1] = len as u32;
+    for (i, chunk) in data.chunks(4).enumerate() {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        info[2 + i] = u32::from_ne_bytes(word);
+    }
+    // SAFETY: `info` is a rand_pool_info laid out as the kernel expects (entropy_count,
+    // buf_size = data.len(), then at least buf_size bytes), alive for the call; `fd` is
+    // open.
+    // JUSTIFICATION: crediting entropy has no std or file-write equivalent.
+    if unsafe { libc::ioctl(fd, RNDADDENTROPY as _, info.as_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: RNDRESEEDCRNG takes no argument; `fd` is open.
+    // JUSTIFICATION: as above.
+    if unsafe { libc::ioctl(fd, RNDRESEEDCRNG as _) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Set the host name (`sethostname(2)`); needs CAP_SYS_ADMIN.
 pub fn set_hostname(name: &str) -> io::Result<()> {
     // SAFETY: the pointer and length describe the bytes of `name`, which outlives the

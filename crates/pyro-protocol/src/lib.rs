@@ -47,6 +47,9 @@ pub fn agent_port_name(index: usize) -> String {
     format!("{AGENT_PORT_PREFIX}.{index}")
 }
 
+/// Most bytes an [`Request::AddEntropy`] may carry.
+pub const MAX_ENTROPY_BYTES: usize = 512;
+
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
 
@@ -141,6 +144,20 @@ pub enum Request {
     },
     /// Flush guest file systems to their disks.
     Sync,
+    /// Set the guest's wall clock (`CLOCK_REALTIME`) to the host's time. Sent right after a
+    /// guest was cloned from a template, whose clock stopped when the template was saved.
+    /// Guest mode only. Answer: [`Response::Done`]. Since 1.5.
+    SetClock {
+        /// Nanoseconds since the Unix epoch.
+        unix_time_ns: u64,
+    },
+    /// Mix host entropy into the guest's RNG and reseed it at once (`RNDADDENTROPY`, then
+    /// `RNDRESEEDCRNG`), so clones of one template do not share RNG state. Guest mode
+    /// only. Answer: [`Response::Done`]. Since 1.5.
+    AddEntropy {
+        /// Random bytes from the host, base64 (at most [`MAX_ENTROPY_BYTES`]).
+        data_b64: String,
+    },
     /// Flush and power the guest off. The agent answers before powering off.
     Shutdown,
     /// Start an interactive shell on a new PTY, in its own session with the PTY as

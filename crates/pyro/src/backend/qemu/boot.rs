@@ -88,7 +88,7 @@ pub fn boot(config: &LaunchConfig<'_>, timeout: Duration) -> Result<BootOutcome,
         let result = wait_for_agent(paths, started + timeout, timeout);
         let console_text = console::read_console(&paths.console_log(), 256 * 1024);
         match result {
-            Ok((pid, hello)) => {
+            Ok((pid, hello, _session)) => {
                 let launch_to_hello = started.elapsed();
                 if let Err(e) = cap_console(paths) {
                     process::kill_and_wait(pid);
@@ -142,7 +142,7 @@ const CAP_QMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Switch the console to QEMU's ring buffer now that the agent is up (user code may
 /// run from here on). A guest whose console cannot be capped is not handed out.
-fn cap_console(paths: &SandboxPaths) -> Result<(), BackendError> {
+pub(super) fn cap_console(paths: &SandboxPaths) -> Result<(), BackendError> {
     let max = GuestLimits::from_env().max_console_bytes;
     let mut last = None;
     for _ in 0..3 {
@@ -158,12 +158,24 @@ fn cap_console(paths: &SandboxPaths) -> Result<(), BackendError> {
     Err(BackendError::Boot(format!("could not cap the guest console over QMP: {reason}")))
 }
 
+/// Wait for the agent's hello on port 0 until `deadline`; returns the open session too.
+pub(super) fn wait_for_hello(
+    paths: &SandboxPaths,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(i32, AgentHello, Session), BackendError> {
+    wait_for_agent(paths, deadline, timeout).map_err(|e| match e {
+        AttemptError::Retry(reason) => BackendError::Boot(reason),
+        AttemptError::Fatal(e) => e,
+    })
+}
+
 /// Wait for the agent's hello on port 0 until `deadline`.
 fn wait_for_agent(
     paths: &SandboxPaths,
     deadline: Instant,
     timeout: Duration,
-) -> Result<(i32, AgentHello), AttemptError> {
+) -> Result<(i32, AgentHello, Session), AttemptError> {
     let Some(pid) = process::qemu_pid(paths) else {
         return Err(AttemptError::Retry("QEMU exited right after starting".into()));
     };
@@ -196,7 +208,7 @@ fn wait_for_agent(
         match session.receive_until(&ids, until, HELLO_ANSWER_CAP) {
             Ok(Some((_, response))) => {
                 return AgentHello::from_response(response)
-                    .map(|hello| (pid, hello))
+                    .map(|hello| (pid, hello, session))
                     .map_err(AttemptError::Fatal)
             }
             Ok(None) => {}

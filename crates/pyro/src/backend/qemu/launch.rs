@@ -107,6 +107,20 @@ pub struct LaunchConfig<'a> {
     pub network: &'a NetworkSpec,
     /// Number of agent ports.
     pub agent_ports: usize,
+    /// Guest RAM in a file (templates and their clones); anonymous memory when `None`.
+    pub memory_file: Option<MemoryFile<'a>>,
+    /// Start paused, waiting for `migrate-incoming` (`-incoming defer`): a clone.
+    pub incoming: bool,
+}
+
+/// Guest RAM backed by a file (`memory-backend-file`).
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryFile<'a> {
+    /// The RAM file.
+    pub path: &'a Path,
+    /// `share=on` (a template: guest writes reach the file) or `share=off` (a clone: a
+    /// private copy-on-write mapping of it).
+    pub shared: bool,
 }
 
 /// Escape a value for QEMU's `key=value,...` option syntax (a comma is doubled).
@@ -175,7 +189,10 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
     let paths = config.paths;
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-    push(&["-M", "q35"]);
+    match config.memory_file {
+        None => push(&["-M", "q35"]),
+        Some(_) => push(&["-M", "q35,memory-backend=mem0"]),
+    }
     let accel = accel_args(config.accel);
     args.extend(accel);
     let mem = config.mem_mib.to_string();
@@ -196,6 +213,18 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
         .iter()
         .map(OsString::from),
     );
+    if let Some(memory) = config.memory_file {
+        args.push("-object".into());
+        let mut object =
+            OsString::from(format!("memory-backend-file,id=mem0,size={}M,", config.mem_mib));
+        object.push(opt_path("mem-path=", memory.path));
+        object.push(if memory.shared { ",share=on" } else { ",share=off" });
+        args.push(object);
+    }
+    if config.incoming {
+        args.push("-incoming".into());
+        args.push("defer".into());
+    }
     args.push("-pidfile".into());
     args.push(paths.pidfile().into());
     args.push("-qmp".into());
@@ -344,6 +373,8 @@ mod tests {
             initrd: Path::new("/c/boot/initrd.img"),
             network,
             agent_ports: 2,
+            memory_file: None,
+            incoming: false,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod accel;
 pub mod assets;
 mod boot;
 pub mod channel;
+mod clone;
 pub mod console;
 pub mod disk;
 pub mod launch;
@@ -36,6 +37,7 @@ pub mod ports;
 mod process;
 pub mod qmp;
 pub mod record;
+pub mod template;
 pub mod usernet;
 
 pub use accel::detect_accel;
@@ -43,13 +45,13 @@ pub use boot::{boot_timeout, BOOT_TIMEOUT_ENV, DEFAULT_BOOT_TIMEOUT};
 pub use channel::{AgentHello, QemuChannel};
 pub use launch::{qemu_binary, qemu_version};
 pub use qmp::{QmpClient, QmpError};
-pub use record::{BootTimings, VmRecord};
+pub use record::{BootTimings, CloneInfo, VmRecord};
 
 use super::{AgentChannel, Backend, BackendError, BackendKind, SandboxInfo, SandboxSpec};
 use assets::{BootAssets, EnvironmentAssets};
 use launch::{LaunchConfig, GUEST_IP};
 use layout::{remove_if_exists, SandboxPaths};
-use pyro_contract::results::ExecutionMode;
+use pyro_contract::results::{Accel, ExecutionMode};
 use pyro_protocol::{Request, AGENT_PORT_COUNT};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,6 +64,28 @@ const STOP_SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Timeout of each QMP read and write.
 const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every start of a sandbox works on.
+#[derive(Clone, Copy)]
+struct Start<'a> {
+    paths: &'a SandboxPaths,
+    spec: &'a SandboxSpec,
+    boot_assets: &'a BootAssets,
+    env: &'a EnvironmentAssets,
+    started: Instant,
+}
+
+/// Facts of one start that go into `vm.json`.
+struct RecordFacts<'a> {
+    accel: Accel,
+    accel_reason: String,
+    pid: i32,
+    hello: &'a AgentHello,
+    timings: BootTimings,
+    clone: Option<CloneInfo>,
+    cold_reason: Option<String>,
+    template_dir: Option<String>,
+}
 
 /// Runs sandboxes as QEMU guests. See the module doc.
 #[derive(Debug, Clone)]
@@ -127,13 +151,12 @@ impl QemuBackend {
     /// Boot `spec` from the disk already in place and record the result.
     fn boot_sandbox(
         &self,
-        paths: &SandboxPaths,
-        spec: &SandboxSpec,
-        boot_assets: &BootAssets,
-        env: &EnvironmentAssets,
-        started: Instant,
+        start: &Start<'_>,
         disk_create: Option<Duration>,
+        cold_reason: Option<String>,
+        template_dir: Option<String>,
     ) -> Result<SandboxInfo, BackendError> {
+        let Start { paths, spec, boot_assets, started, .. } = *start;
         let (accel, accel_reason) = detect_accel();
         let config = LaunchConfig {
             paths,
@@ -144,6 +167,8 @@ impl QemuBackend {
             initrd: &boot_assets.initrd,
             network: &spec.network,
             agent_ports: AGENT_PORT_COUNT,
+            memory_file: None,
+            incoming: false,
         };
         launch::validate(&config)?;
         let outcome = boot::boot(&config, self.boot_timeout.unwrap_or_else(boot_timeout)).map_err(
@@ -178,10 +203,29 @@ impl QemuBackend {
             attempts = timings.attempts,
             "guest booted"
         );
-        let record = VmRecord {
-            version: record::RECORD_VERSION,
+        let facts = RecordFacts {
             accel,
             accel_reason,
+            pid: outcome.pid,
+            hello: &outcome.hello,
+            timings,
+            clone: None,
+            cold_reason,
+            template_dir,
+        };
+        Self::write_record(start, facts)
+    }
+
+    /// Write `vm.json` for a sandbox that just started and return its info.
+    fn write_record(
+        start: &Start<'_>,
+        facts: RecordFacts<'_>,
+    ) -> Result<SandboxInfo, BackendError> {
+        let Start { paths, spec, boot_assets, env, .. } = *start;
+        let record = VmRecord {
+            version: record::RECORD_VERSION,
+            accel: facts.accel,
+            accel_reason: facts.accel_reason,
             environment: spec.environment.clone(),
             environment_version: env.version(),
             rootfs: env.rootfs.display().to_string(),
@@ -192,17 +236,63 @@ impl QemuBackend {
             network_enabled: spec.network.enabled,
             published_ports: spec.network.published_ports.clone(),
             agent_ports: AGENT_PORT_COUNT,
-            pid: Some(outcome.pid),
-            guest_kernel: Some(outcome.hello.kernel_release.clone()),
-            agent_version: Some(outcome.hello.agent_version.clone()),
+            pid: Some(facts.pid),
+            guest_kernel: Some(facts.hello.kernel_release.clone()),
+            agent_version: Some(facts.hello.agent_version.clone()),
             booted_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            boot: timings,
+            boot: facts.timings,
+            clone: facts.clone,
+            cold_reason: facts.cold_reason,
+            template_dir: facts.template_dir,
         };
         record.write(&paths.vm_record())?;
         Ok(record.info())
+    }
+
+    /// Record a sandbox started as a clone.
+    fn record_clone(
+        start: &Start<'_>,
+        accel: (Accel, String),
+        outcome: clone::CloneOutcome,
+    ) -> Result<SandboxInfo, BackendError> {
+        let Start { paths, started, .. } = *start;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let timings = BootTimings {
+            attempts: 1,
+            disk_create_ms: Some(ms(outcome.disk_create)),
+            qemu_launch_ms: ms(outcome.qemu_launch),
+            launch_to_hello_ms: ms(outcome.launch_to_hello),
+            total_ms: ms(started.elapsed()),
+            guest_stages: Vec::new(),
+            agent_ready_ms: None,
+        };
+        tracing::info!(dir = %paths.dir().display(), template = %outcome.key, total_ms = timings.total_ms, "guest cloned");
+        let facts = RecordFacts {
+            accel: accel.0,
+            accel_reason: accel.1,
+            pid: outcome.pid,
+            hello: &outcome.hello,
+            timings,
+            clone: Some(CloneInfo {
+                template_key: outcome.key.clone(),
+                restore_ms: ms(outcome.restore),
+                template_build_ms: ms(outcome.template_build),
+            }),
+            cold_reason: None,
+            template_dir: Some(outcome.build_dir.clone()),
+        };
+        Self::write_record(start, facts)
+    }
+
+    /// Drop this sandbox from the users of the template its old disk was backed by.
+    fn forget_template(paths: &SandboxPaths) {
+        let dir = VmRecord::read(&paths.vm_record()).and_then(|r| r.template_dir);
+        if let Some(dir) = dir {
+            template::remove_user(Path::new(&dir), paths.dir());
+        }
     }
 
     /// Info for a running sandbox without a readable `vm.json`.
@@ -303,11 +393,22 @@ impl Backend for QemuBackend {
         self.stop_paths(&paths)?;
         let boot_assets = assets::boot_assets(&self.cache_dir)?;
         let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
+        Self::forget_template(&paths);
         remove_if_exists(&paths.vm_record())?;
+        let (accel, accel_reason) = detect_accel();
+        let machine = clone::Machine { spec, boot: &boot_assets, env: &env, accel };
+        let start = Start { paths: &paths, spec, boot_assets: &boot_assets, env: &env, started };
+        let timeout = self.boot_timeout.unwrap_or_else(boot_timeout);
+        let cold_reason = match clone::start_as_clone(&self.cache_dir, &paths, &machine, timeout) {
+            Ok(outcome) => {
+                return Self::record_clone(&start, (accel, accel_reason), outcome);
+            }
+            Err(reason) => reason,
+        };
         let disk_started = Instant::now();
         launch::create_overlay(&env.rootfs, &paths.disk())?;
         let disk_create = disk_started.elapsed();
-        self.boot_sandbox(&paths, spec, &boot_assets, &env, started, Some(disk_create))
+        self.boot_sandbox(&start, Some(disk_create), Some(cold_reason), None)
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError> {
@@ -343,7 +444,9 @@ impl Backend for QemuBackend {
                 )));
             }
         }
-        self.boot_sandbox(&paths, spec, &boot_assets, &env, started, None)
+        let template_dir = record.and_then(|r| r.template_dir);
+        let start = Start { paths: &paths, spec, boot_assets: &boot_assets, env: &env, started };
+        self.boot_sandbox(&start, None, None, template_dir)
     }
 
     fn stop(&self, dir: &Path) -> Result<(), BackendError> {
@@ -365,6 +468,7 @@ impl Backend for QemuBackend {
             Err(e) => return Err(e),
         };
         self.stop_paths(&paths)?;
+        Self::forget_template(&paths);
         for file in paths.owned_files(AGENT_PORT_COUNT) {
             remove_if_exists(&file)?;
         }

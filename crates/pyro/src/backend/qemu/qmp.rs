@@ -10,6 +10,7 @@ use super::super::BackendError;
 use super::layout::connect_unix;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -109,6 +110,22 @@ impl QmpClient {
 
     /// Run `command` with optional `arguments`; returns the `return` value.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        self.execute_passing(command, arguments, None)
+    }
+
+    /// Hand QEMU an open file as `fdname` (QMP `getfd`, the descriptor travelling as
+    /// `SCM_RIGHTS` with the command), e.g. for `migrate uri=fd:<fdname>`. QEMU keeps its
+    /// own copy; the caller may close `fd` afterwards.
+    pub fn pass_fd(&mut self, fdname: &str, fd: BorrowedFd<'_>) -> Result<(), QmpError> {
+        self.execute_passing("getfd", Some(json!({ "fdname": fdname })), Some(fd)).map(|_| ())
+    }
+
+    fn execute_passing(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Value, QmpError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut message = json!({ "execute": command, "id": id });
@@ -117,7 +134,11 @@ impl QmpClient {
         }
         let mut line = message.to_string();
         line.push('\n');
-        self.writer.write_all(line.as_bytes()).map_err(|source| QmpError::Io {
+        let written = match fd {
+            None => self.writer.write_all(line.as_bytes()),
+            Some(fd) => fd_passing::send_with_fd(&self.writer, line.as_bytes(), fd),
+        };
+        written.map_err(|source| QmpError::Io {
             context: "write",
             path: self.path.clone(),
             source,
@@ -182,6 +203,114 @@ impl QmpClient {
                 desc: output.to_owned(),
             })
         }
+    }
+}
+
+/// State of a migration from `query-migrate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationStatus {
+    /// Done.
+    Completed,
+    /// Failed or cancelled, with QEMU's reason when it gave one.
+    Failed(String),
+    /// Any other status (setup, active, ...), or none yet.
+    InProgress(String),
+}
+
+impl QmpClient {
+    /// Poll `query-migrate` every 5 ms until the migration completed or failed, at most
+    /// `timeout`.
+    pub fn wait_for_migration(&mut self, timeout: Duration) -> Result<(), QmpError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.migration_status()? {
+                MigrationStatus::Completed => return Ok(()),
+                MigrationStatus::Failed(reason) => {
+                    return Err(QmpError::Command {
+                        command: "migrate".into(),
+                        class: "MigrationFailed".into(),
+                        desc: reason,
+                    })
+                }
+                MigrationStatus::InProgress(status) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(QmpError::Command {
+                            command: "migrate".into(),
+                            class: "Timeout".into(),
+                            desc: format!("still '{status}' after {timeout:?}"),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    /// One `query-migrate`.
+    pub fn migration_status(&mut self) -> Result<MigrationStatus, QmpError> {
+        let value = self.execute("query-migrate", None)?;
+        let status = value.get("status").and_then(Value::as_str).unwrap_or("none").to_owned();
+        Ok(match status.as_str() {
+            "completed" => MigrationStatus::Completed,
+            "failed" | "cancelled" => MigrationStatus::Failed(
+                value.get("error-desc").and_then(Value::as_str).unwrap_or(&status).to_owned(),
+            ),
+            _ => MigrationStatus::InProgress(status),
+        })
+    }
+}
+
+/// Sending a descriptor with `SCM_RIGHTS`, hand-written on libc: std's ancillary-data
+/// API is unstable and this is the only place pyro needs it.
+mod fd_passing {
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    use std::os::unix::net::UnixStream;
+
+    /// Write all of `bytes` on `stream`, the first chunk carrying `fd`.
+    pub(super) fn send_with_fd(
+        stream: &UnixStream,
+        bytes: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        // SAFETY: CMSG_SPACE only computes a size from its argument.
+        // JUSTIFICATION: the control buffer must be sized like the C macro says.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) };
+        // u64 words keep the buffer aligned for cmsghdr.
+        let mut control = vec![0u64; (space as usize).div_ceil(8)];
+        let mut iov =
+            libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+        // SAFETY: msghdr is plain data; all-zero is valid and the fields used are set below.
+        // JUSTIFICATION: out-parameter style C struct.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as usize;
+        // SAFETY: `msg` points at a control buffer of CMSG_SPACE(sizeof(int)) bytes, so
+        // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for one int; both stay alive
+        // for the writes.
+        // JUSTIFICATION: filling an SCM_RIGHTS control message needs the CMSG macros.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), raw);
+        }
+        // SAFETY: `msg` and everything it points to (iov over `bytes`, control) are valid
+        // for the call; the socket is open.
+        // JUSTIFICATION: only sendmsg(2) carries ancillary data.
+        let sent = unsafe { libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sent = sent as usize;
+        if sent < bytes.len() {
+            io::Write::write_all(&mut &*stream, &bytes[sent..])?;
+        }
+        Ok(())
     }
 }
 

@@ -89,6 +89,27 @@ pub struct VmRecord {
     pub booted_at: u64,
     /// Timings of the last boot.
     pub boot: BootTimings,
+    /// Set when the last start was a clone of a template.
+    #[serde(default)]
+    pub clone: Option<CloneInfo>,
+    /// Why the last fresh start was a cold boot although templates are on, if so.
+    #[serde(default)]
+    pub cold_reason: Option<String>,
+    /// Template build directory whose disk backs this sandbox's disk (kept across
+    /// stop/start, until the disk is recreated).
+    #[serde(default)]
+    pub template_dir: Option<String>,
+}
+
+/// How a clone started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneInfo {
+    /// Template key.
+    pub template_key: String,
+    /// Milliseconds from starting QEMU to the device state being loaded.
+    pub restore_ms: u64,
+    /// Milliseconds spent making the template first (0 when it existed).
+    pub template_build_ms: u64,
 }
 
 impl VmRecord {
@@ -103,6 +124,26 @@ impl VmRecord {
         }
         metadata.insert("machine".into(), "q35".into());
         self.boot.to_metadata(&mut metadata);
+        metadata.insert("boot_ms".into(), self.boot.total_ms.to_string());
+        match &self.clone {
+            Some(clone) => {
+                metadata.insert("boot".into(), "clone".into());
+                metadata.insert("boot_template".into(), clone.template_key.clone());
+                metadata.insert("boot_restore_ms".into(), clone.restore_ms.to_string());
+                if clone.template_build_ms > 0 {
+                    metadata.insert(
+                        "boot_template_build_ms".into(),
+                        clone.template_build_ms.to_string(),
+                    );
+                }
+            }
+            None => {
+                metadata.insert("boot".into(), "cold".into());
+            }
+        }
+        if let Some(reason) = &self.cold_reason {
+            metadata.insert("boot_cold_reason".into(), reason.clone());
+        }
         SandboxInfo {
             accel: self.accel,
             accel_reason: self.accel_reason.clone(),
@@ -168,6 +209,9 @@ mod tests {
                 guest_stages: vec![("modules-start".into(), 410)],
                 agent_ready_ms: Some(830),
             },
+            clone: None,
+            cold_reason: None,
+            template_dir: None,
         }
     }
 
@@ -185,5 +229,7 @@ mod tests {
         assert_eq!(info.metadata["boot_guest_modules_start_ms"], "410");
         assert_eq!(info.metadata["boot_launch_to_hello_ms"], "1300");
         assert_eq!(info.metadata["qemu_pid"], "42");
+        assert_eq!(info.metadata["boot"], "cold");
+        assert_eq!(info.metadata["boot_ms"], "1320");
     }
 }

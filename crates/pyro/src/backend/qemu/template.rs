@@ -1,0 +1,529 @@
+//! Templates: a guest booted once per exact machine and saved, that new sandboxes are
+//! cloned from (see [`super::clone`] for how one is made and cloned).
+//!
+//! # Key
+//!
+//! A template is valid only for the exact machine it was saved from, so its key is a
+//! sha256 over everything the saved state depends on ([`TemplateInputs`]): the QEMU
+//! command line with placeholder paths (machine, accelerator, CPU model, memory, vCPUs,
+//! NIC or not, kernel command line, device set), the identity (path, size, mtime, inode)
+//! of the QEMU binary, kernel, initramfs and environment image, the environment's
+//! `built_at`, `boot.json` (agent and init hashes) and [`TEMPLATE_FORMAT`]. Anything
+//! rebuilt gives a new key; the old template becomes stale.
+//!
+//! # Layout
+//!
+//! ```text
+//! <cache>/templates/<key>.lock        flock: exclusive while building, shared while cloning
+//! <cache>/templates/<key>.current     name of the build directory clones use now
+//! <cache>/templates/<key>-<build>/
+//!     disk.qcow2     frozen overlay on the environment image (clones' backing file)
+//!     ram            guest RAM (memory-backend-file; clones map it privately)
+//!     state          device state (migration stream, x-ignore-shared: no RAM inside)
+//!     meta.json      what it was made from, written last: its presence means ready
+//!     users/<h>      one file per sandbox whose disk is backed by disk.qcow2
+//!     ...            QEMU's runtime files while it is being built
+//! ```
+//!
+//! A build directory is never changed once ready and never moved: clone overlays record
+//! the absolute path of its `disk.qcow2`. A template found corrupt is retired (its
+//! `.current` pointer removed) and the next create builds a new directory; retired and
+//! stale ones lose their `ram`, `state` and `meta.json` at `pyro env prune`, and the
+//! directory goes once no sandbox uses its disk.
+
+use super::super::BackendError;
+use super::assets::{BootAssets, EnvironmentAssets};
+use super::layout::{remove_if_exists, SandboxPaths};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Version of the template layout and recipe; part of every key.
+pub const TEMPLATE_FORMAT: u32 = 1;
+
+/// Environment variable: `off` (or `0`) makes every start a cold boot.
+pub const TEMPLATES_ENV: &str = "PYRO_TEMPLATES";
+
+/// Whether clones are enabled (`$PYRO_TEMPLATES` is not `off`/`0`).
+pub fn templates_enabled() -> bool {
+    !matches!(std::env::var(TEMPLATES_ENV).as_deref().map(str::trim), Ok("off" | "0" | "no"))
+}
+
+/// `<cache>/templates`.
+pub fn templates_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("templates")
+}
+
+/// `path:size:mtime:inode` of a file (`path:missing` when it cannot be read).
+pub fn file_identity(path: &Path) -> String {
+    match fs::metadata(path) {
+        Ok(m) => {
+            format!("{}:{}:{}.{}:{}", path.display(), m.size(), m.mtime(), m.mtime_nsec(), m.ino())
+        }
+        Err(_) => format!("{}:missing", path.display()),
+    }
+}
+
+/// The QEMU binary as a path: as given when it has a slash, else found in `PATH`.
+fn resolve_binary(binary: &Path) -> PathBuf {
+    if binary.components().count() > 1 {
+        return binary.to_path_buf();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| found.canonicalize().ok())
+        .unwrap_or_else(|| binary.to_path_buf())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The parts of a key that can go stale, by name: `boot`, `environment`, `qemu`.
+pub fn components(
+    boot: &BootAssets,
+    env: &EnvironmentAssets,
+    qemu_binary: &Path,
+) -> BTreeMap<String, String> {
+    let boot_json = boot
+        .info
+        .as_ref()
+        .map(|info| sha256_hex(info.to_string().as_bytes()))
+        .unwrap_or_else(|| "none".into());
+    BTreeMap::from([
+        (
+            "boot".to_owned(),
+            format!(
+                "kernel={} initrd={} boot.json={boot_json}",
+                file_identity(&boot.kernel),
+                file_identity(&boot.initrd)
+            ),
+        ),
+        (
+            "environment".to_owned(),
+            format!(
+                "{} built_at={} rootfs={}",
+                env.name,
+                env.version().unwrap_or_else(|| "?".into()),
+                file_identity(&env.rootfs)
+            ),
+        ),
+        ("qemu".to_owned(), file_identity(&resolve_binary(qemu_binary))),
+    ])
+}
+
+/// Everything a template depends on (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInputs {
+    /// [`TEMPLATE_FORMAT`].
+    pub format: u32,
+    /// The QEMU arguments with placeholder paths.
+    pub machine: String,
+    /// See [`components`].
+    pub components: BTreeMap<String, String>,
+}
+
+impl TemplateInputs {
+    /// The key: 24 hex digits of the sha256 of the inputs.
+    pub fn key(&self) -> String {
+        let encoded = serde_json::to_vec(self).unwrap_or_default();
+        sha256_hex(&encoded)[..24].to_owned()
+    }
+}
+
+/// `meta.json` of a ready template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMeta {
+    /// [`TEMPLATE_FORMAT`].
+    pub format: u32,
+    /// The key.
+    pub key: String,
+    /// Inputs the key was computed from.
+    pub inputs: TemplateInputs,
+    /// Environment name.
+    pub environment: String,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// NIC or not.
+    pub network: bool,
+    /// Accelerator name.
+    pub accel: String,
+    /// `qemu-system-x86_64 --version` first line.
+    pub qemu_version: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Size of the state file.
+    pub state_bytes: u64,
+    /// Milliseconds to boot the template guest.
+    pub boot_ms: u64,
+    /// Milliseconds to save it.
+    pub save_ms: u64,
+}
+
+/// One build directory of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateBuild {
+    paths: SandboxPaths,
+}
+
+impl TemplateBuild {
+    fn new(dir: &Path) -> Result<Self, BackendError> {
+        Ok(TemplateBuild { paths: SandboxPaths::new(dir)? })
+    }
+
+    /// The directory as a sandbox directory (QEMU runs in it while building).
+    pub fn paths(&self) -> &SandboxPaths {
+        &self.paths
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        self.paths.dir()
+    }
+
+    /// The frozen overlay.
+    pub fn disk(&self) -> PathBuf {
+        self.paths.disk()
+    }
+
+    /// The RAM file.
+    pub fn ram(&self) -> PathBuf {
+        self.dir().join("ram")
+    }
+
+    /// The device state.
+    pub fn state(&self) -> PathBuf {
+        self.dir().join("state")
+    }
+
+    fn meta_path(&self) -> PathBuf {
+        self.dir().join("meta.json")
+    }
+
+    fn users_dir(&self) -> PathBuf {
+        self.dir().join("users")
+    }
+
+    /// `meta.json`, when the build is complete.
+    pub fn meta(&self) -> Option<TemplateMeta> {
+        let bytes = fs::read(self.meta_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Whether this build can be cloned for `key`: complete, same key and format, files
+    /// in place.
+    pub fn ready_for(&self, key: &str) -> bool {
+        self.meta().is_some_and(|m| m.key == key && m.format == TEMPLATE_FORMAT)
+            && self.ram().is_file()
+            && self.state().is_file()
+            && self.disk().is_file()
+    }
+
+    /// Record `meta` (last step of a build), atomically.
+    pub fn write_meta(&self, meta: &TemplateMeta) -> Result<(), BackendError> {
+        let bytes = serde_json::to_vec_pretty(meta)
+            .map_err(|e| BackendError::Protocol(format!("cannot encode meta.json: {e}")))?;
+        write_atomic(&self.meta_path(), &bytes)
+    }
+
+    /// Note that the sandbox in `sandbox_dir` has a disk backed by this build.
+    pub fn add_user(&self, sandbox_dir: &Path) -> Result<(), BackendError> {
+        let users = self.users_dir();
+        fs::create_dir_all(&users)
+            .map_err(|e| BackendError::io(format!("cannot create {}", users.display()), e))?;
+        let name = &sha256_hex(sandbox_dir.as_os_str().as_encoded_bytes())[..16];
+        write_atomic(&users.join(name), sandbox_dir.as_os_str().as_encoded_bytes())
+    }
+
+    /// Sandboxes whose disk is still backed by this build (their `vm.json` names it and
+    /// their disk exists); stale user files are removed.
+    pub fn live_users(&self) -> Vec<PathBuf> {
+        let mut live = Vec::new();
+        for entry in fs::read_dir(self.users_dir()).into_iter().flatten().flatten() {
+            let Ok(text) = fs::read_to_string(entry.path()) else { continue };
+            let sandbox = PathBuf::from(text);
+            let uses_us = super::record::VmRecord::read(&sandbox.join(super::layout::VM_RECORD))
+                .and_then(|r| r.template_dir)
+                .is_some_and(|d| Path::new(&d) == self.dir());
+            if uses_us && sandbox.join(super::layout::DISK_FILE).is_file() {
+                live.push(sandbox);
+            } else {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        live
+    }
+
+    /// Remove everything but the disk and the users (the part clones depend on).
+    fn strip(&self) {
+        for file in [self.meta_path(), self.state(), self.ram()] {
+            let _ = remove_if_exists(&file);
+        }
+    }
+
+    /// Bytes used on disk.
+    pub fn disk_usage(&self) -> u64 {
+        fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.blocks() * 512)
+            .sum()
+    }
+}
+
+/// Forget `sandbox_dir` as a user of the template build in `build_dir`.
+pub fn remove_user(build_dir: &Path, sandbox_dir: &Path) {
+    let name = &sha256_hex(sandbox_dir.as_os_str().as_encoded_bytes())[..16];
+    let _ = fs::remove_file(build_dir.join("users").join(name));
+}
+
+/// The template slot of one key: its lock, its current build.
+#[derive(Debug, Clone)]
+pub struct TemplateSlot {
+    root: PathBuf,
+    key: String,
+}
+
+/// A held template lock (released on drop).
+#[derive(Debug)]
+pub struct SlotLock {
+    _file: File,
+}
+
+impl TemplateSlot {
+    /// The slot of `key` under `cache_dir`.
+    pub fn new(cache_dir: &Path, key: &str) -> Self {
+        TemplateSlot { root: templates_dir(cache_dir), key: key.to_owned() }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.root.join(format!("{}.current", self.key))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join(format!("{}.lock", self.key))
+    }
+
+    /// The current build, when it is ready.
+    pub fn current(&self) -> Option<TemplateBuild> {
+        let name = fs::read_to_string(self.current_path()).ok()?;
+        let name = name.trim();
+        if name.is_empty() || name.contains('/') || !name.starts_with(&self.key) {
+            return None;
+        }
+        let build = TemplateBuild::new(&self.root.join(name)).ok()?;
+        build.ready_for(&self.key).then_some(build)
+    }
+
+    /// Make `build` the current one.
+    pub fn set_current(&self, build: &TemplateBuild) -> Result<(), BackendError> {
+        let name = build.dir().file_name().map(|n| n.to_string_lossy().into_owned());
+        write_atomic(&self.current_path(), name.unwrap_or_default().as_bytes())
+    }
+
+    /// Stop cloning the current build (it was found corrupt); the next create builds a
+    /// new one. Its files stay for the sandboxes that use its disk.
+    pub fn retire_current(&self) {
+        let _ = fs::remove_file(self.current_path());
+    }
+
+    /// A new, empty build directory.
+    pub fn new_build(&self) -> Result<TemplateBuild, BackendError> {
+        let stamp =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let dir = self.root.join(format!("{}-{stamp}-{}", self.key, std::process::id()));
+        fs::create_dir_all(&dir)
+            .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+        TemplateBuild::new(&dir)
+    }
+
+    fn open_lock(&self) -> Result<File, BackendError> {
+        fs::create_dir_all(&self.root)
+            .map_err(|e| BackendError::io(format!("cannot create {}", self.root.display()), e))?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.lock_path())
+            .map_err(|e| BackendError::io(format!("cannot open {}", self.lock_path().display()), e))
+    }
+
+    /// Take the lock, exclusive (to build) or shared (to clone), waiting up to `timeout`;
+    /// `Ok(None)` when it stayed taken.
+    pub fn lock(
+        &self,
+        exclusive: bool,
+        timeout: Duration,
+    ) -> Result<Option<SlotLock>, BackendError> {
+        let file = self.open_lock()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = if exclusive { file.try_lock() } else { file.try_lock_shared() };
+            match attempt {
+                Ok(()) => return Ok(Some(SlotLock { _file: file })),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(BackendError::io(
+                        format!("cannot lock {}", self.lock_path().display()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// A template build as `pyro doctor` and `env prune` see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TemplateStatus {
+    /// The key.
+    pub key: String,
+    /// Build directory.
+    pub dir: String,
+    /// Environment, when the build is complete.
+    pub environment: Option<String>,
+    /// vCPUs.
+    pub vcpu_count: Option<u32>,
+    /// Memory in MiB.
+    pub mem_mib: Option<u32>,
+    /// NIC or not.
+    pub network: Option<bool>,
+    /// Unix seconds.
+    pub created_at: Option<u64>,
+    /// Whether new sandboxes are cloned from it.
+    pub current: bool,
+    /// Why it can no longer be cloned (an input changed, retired, incomplete), if so.
+    pub stale: Option<String>,
+    /// Sandboxes whose disk is backed by it.
+    pub users: usize,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// Why `build` is stale, if it is: compares its inputs with the current assets.
+fn staleness(
+    cache_dir: &Path,
+    build: &TemplateBuild,
+    meta: Option<&TemplateMeta>,
+    current: bool,
+    qemu_binary: &Path,
+) -> Option<String> {
+    let Some(meta) = meta else {
+        return Some("incomplete (no meta.json)".into());
+    };
+    if meta.format != TEMPLATE_FORMAT {
+        return Some(format!("made by template format {}", meta.format));
+    }
+    if !(build.ram().is_file() && build.state().is_file() && build.disk().is_file()) {
+        return Some("files missing".into());
+    }
+    let boot = match super::assets::boot_assets(cache_dir) {
+        Ok(b) => b,
+        Err(_) => return Some("boot assets missing".into()),
+    };
+    let env = match super::assets::environment_assets(cache_dir, &meta.environment) {
+        Ok(e) => e,
+        Err(_) => return Some(format!("environment {} is not installed", meta.environment)),
+    };
+    let now = components(&boot, &env, qemu_binary);
+    for (name, value) in &meta.inputs.components {
+        if now.get(name) != Some(value) {
+            return Some(format!("{name} changed since it was made"));
+        }
+    }
+    if !current {
+        return Some("retired (replaced by a newer build)".into());
+    }
+    None
+}
+
+/// Every template build under `cache_dir`.
+pub fn list(cache_dir: &Path, qemu_binary: &Path) -> Vec<TemplateStatus> {
+    let root = templates_dir(cache_dir);
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(key) = name.split('-').next().map(str::to_owned) else { continue };
+        let Ok(build) = TemplateBuild::new(&entry.path()) else { continue };
+        let slot = TemplateSlot { root: root.clone(), key: key.clone() };
+        let current = slot.current().is_some_and(|c| c.dir() == build.dir());
+        let meta = build.meta();
+        let stale = staleness(cache_dir, &build, meta.as_ref(), current, qemu_binary);
+        out.push(TemplateStatus {
+            key,
+            dir: build.dir().display().to_string(),
+            environment: meta.as_ref().map(|m| m.environment.clone()),
+            vcpu_count: meta.as_ref().map(|m| m.vcpu_count),
+            mem_mib: meta.as_ref().map(|m| m.mem_mib),
+            network: meta.as_ref().map(|m| m.network),
+            created_at: meta.as_ref().map(|m| m.created_at),
+            current,
+            stale,
+            users: build.live_users().len(),
+            bytes: build.disk_usage(),
+        });
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    out
+}
+
+/// Remove stale template builds: their RAM and state at once, the whole directory once
+/// no sandbox uses its disk. Builds being made (lock held) are left alone. Returns the
+/// directories touched and the bytes freed.
+pub fn prune_stale(cache_dir: &Path, qemu_binary: &Path) -> (Vec<String>, u64) {
+    let mut touched = Vec::new();
+    let mut freed = 0;
+    for status in list(cache_dir, qemu_binary) {
+        if status.stale.is_none() {
+            continue;
+        }
+        let slot = TemplateSlot::new(cache_dir, &status.key);
+        let Ok(Some(_lock)) = slot.lock(true, Duration::ZERO) else { continue };
+        let Ok(build) = TemplateBuild::new(Path::new(&status.dir)) else { continue };
+        if status.current {
+            slot.retire_current();
+        }
+        let before = build.disk_usage();
+        build.strip();
+        if build.live_users().is_empty() {
+            let _ = fs::remove_dir_all(build.dir());
+        }
+        freed += before.saturating_sub(if build.dir().exists() { build.disk_usage() } else { 0 });
+        touched.push(status.dir);
+    }
+    (touched, freed)
+}
