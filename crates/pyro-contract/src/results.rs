@@ -83,6 +83,10 @@ pub struct VmExecResult {
     pub guest_kernel: Option<String>,
     /// Cleanup performed.
     pub cleanup: Cleanup,
+    /// How the guest started: `boot` (`clone` or `cold`), `boot_ms` and the other
+    /// `boot_*` facts of the VM's metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A one-shot VM record.

@@ -223,6 +223,13 @@ impl Runtime {
             accel: entry.record.accel,
             guest_kernel: entry.record.metadata.get("guest_kernel").cloned(),
             cleanup: Cleanup { vm_id: p.vm_id, deleted: true, reason: "post_exec_cleanup".into() },
+            metadata: entry
+                .record
+                .metadata
+                .iter()
+                .filter(|(k, _)| k.starts_with("boot"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 

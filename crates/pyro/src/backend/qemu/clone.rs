@@ -52,6 +52,8 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 const CLONE_HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 /// QMP name of the state file descriptor.
 const STATE_FD: &str = "pyro-state";
+/// Capability of agents that answer `set_clock` and `add_entropy`.
+const CLONE_CAPABILITY: &str = "clone_fixup";
 /// Bytes of host entropy given to each clone.
 const ENTROPY_BYTES: usize = 64;
 
@@ -136,6 +138,9 @@ pub(super) fn start_as_clone(
     let inputs = machine.inputs().map_err(|e| e.to_string())?;
     let key = inputs.key();
     let slot = TemplateSlot::new(cache_dir, &key);
+    if let Some(reason) = slot.recent_failure() {
+        return Err(format!("the template failed recently: {reason}"));
+    }
     let mut template_build = Duration::ZERO;
     let build = match slot.current() {
         Some(build) => build,
@@ -165,6 +170,7 @@ pub(super) fn start_as_clone(
             tracing::warn!(template = %build.dir().display(), reason = %failure.reason, "clone failed; booting cold");
             if failure.template_broken {
                 slot.retire_current();
+                slot.note_failure(&failure.reason, false);
             }
             Err(format!("clone failed: {}", failure.reason))
         }
@@ -200,7 +206,9 @@ fn ensure_template(
                 process::kill_and_wait(pid);
             }
             let _ = std::fs::remove_dir_all(build.dir());
-            Err(format!("cannot make the template: {e}"))
+            let reason = format!("cannot make the template: {e}");
+            slot.note_failure(&reason, matches!(e, BackendError::Unsupported { .. }));
+            Err(reason)
         }
     }
 }
@@ -219,6 +227,18 @@ fn make_template(
         machine.config(build.paths(), Some(MemoryFile { path: &ram, shared: true }), false);
     launch::validate(&config)?;
     let outcome = boot::boot(&config, boot_timeout)?;
+    if !outcome.hello.capabilities.iter().any(|c| c == CLONE_CAPABILITY) {
+        if let Some(pid) = process::qemu_pid(build.paths()) {
+            process::kill_and_wait(pid);
+        }
+        return Err(BackendError::Unsupported {
+            backend: "qemu",
+            operation: format!(
+                "cloning with guest agent {} (no {CLONE_CAPABILITY}; rebuild the boot assets with `scripts/setup`)",
+                outcome.hello.agent_version
+            ),
+        });
+    }
     warm_up(build.paths())?;
     let boot_ms = ms(started.elapsed());
     let save_started = Instant::now();

@@ -295,6 +295,16 @@ pub struct TemplateSlot {
     key: String,
 }
 
+/// How long a failed template is not tried again.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(600);
+
+/// `<key>.failed`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failure {
+    reason: String,
+    permanent: bool,
+}
+
 /// A held template lock (released on drop).
 #[derive(Debug)]
 pub struct SlotLock {
@@ -316,6 +326,35 @@ impl TemplateSlot {
         self.root.join(format!("{}.current", self.key))
     }
 
+    fn failed_path(&self) -> PathBuf {
+        self.root.join(format!("{}.failed", self.key))
+    }
+
+    /// Why making or cloning this template failed recently, if it did: within
+    /// [`FAILURE_BACKOFF`], or for good when the failure cannot change without a new key
+    /// (`permanent`, e.g. an agent without `clone_fixup`: a new agent is a new key).
+    pub fn recent_failure(&self) -> Option<String> {
+        let path = self.failed_path();
+        let text = fs::read_to_string(&path).ok()?;
+        let failure: Failure = serde_json::from_str(&text).ok()?;
+        let age = fs::metadata(&path).ok()?.modified().ok()?.elapsed().unwrap_or_default();
+        (failure.permanent || age < FAILURE_BACKOFF).then_some(failure.reason)
+    }
+
+    /// Remember a failure (see [`TemplateSlot::recent_failure`]).
+    pub fn note_failure(&self, reason: &str, permanent: bool) {
+        let failure = Failure { reason: reason.to_owned(), permanent };
+        if let Ok(bytes) = serde_json::to_vec(&failure) {
+            let _ = fs::create_dir_all(&self.root);
+            let _ = write_atomic(&self.failed_path(), &bytes);
+        }
+    }
+
+    /// Forget a failure (after a successful build).
+    fn clear_failure(&self) {
+        let _ = fs::remove_file(self.failed_path());
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.root.join(format!("{}.lock", self.key))
     }
@@ -333,6 +372,7 @@ impl TemplateSlot {
 
     /// Make `build` the current one.
     pub fn set_current(&self, build: &TemplateBuild) -> Result<(), BackendError> {
+        self.clear_failure();
         let name = build.dir().file_name().map(|n| n.to_string_lossy().into_owned());
         write_atomic(&self.current_path(), name.unwrap_or_default().as_bytes())
     }

@@ -74,8 +74,13 @@ fn print_human(r: &VmExecResult) -> Result<(), CliError> {
     output::stdout_text(&r.stdout)?;
     output::stderr_text(&r.stderr);
     let truncated = if r.truncated { " truncated=yes" } else { "" };
+    let boot = match (r.metadata.get("boot"), r.metadata.get("boot_ms")) {
+        (Some(kind), Some(ms)) => format!(" boot={kind} boot_ms={ms}"),
+        (Some(kind), None) => format!(" boot={kind}"),
+        _ => String::new(),
+    };
     output::note(&format!(
-        "[run] environment={} execution_mode={} accel={} exit_code={} duration_ms={}{truncated}",
+        "[run] environment={} execution_mode={} accel={}{boot} exit_code={} duration_ms={}{truncated}",
         r.environment,
         output::name_of(&r.execution_mode),
         output::name_of(&r.accel),
