@@ -456,3 +456,163 @@ async fn review_eval_snapshot_shell_summary_export_reset_to_snapshot() {
     ok(&client, "workspace_delete", json!({"workspace_id": id})).await;
     client.cancel().await.expect("shutdown");
 }
+
+/// The directory of a real pure-Python project on this machine: `distro` (as vendored by
+/// pip, which scripts/setup needs, or installed on its own).
+fn real_python_project() -> PathBuf {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os\ntry:\n import pip._vendor.distro as d\nexcept ImportError:\n import distro as d\nprint(os.path.dirname(d.__file__))",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "no distro package: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The real-repository loop (the 4.9 qualification idea): a checkout of a real Python
+/// project with ignored build output and an unreadable file, through build, test,
+/// patch, rerun, diff and export, in `--mode repro-fix` on debian:12-build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_repository_loop_build_test_patch_rerun_diff_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("distro");
+    let package = repo.join("distro");
+    fs::create_dir_all(&package).expect("mkdir");
+    for name in ["__init__.py", "distro.py", "__main__.py"] {
+        fs::copy(real_python_project().join(name), package.join(name)).expect("copy source");
+    }
+    fs::create_dir_all(repo.join("tests")).expect("mkdir");
+    fs::write(
+        repo.join("tests/test_distro.py"),
+        "import unittest\nimport distro\n\nclass T(unittest.TestCase):\n    def test_id(self):\n        self.assertEqual(distro.id(), 'debian')\n\n    def test_pretty(self):\n        self.assertTrue(distro.pyro_pretty().startswith('debian '))\n",
+    )
+    .expect("write");
+    fs::write(repo.join(".gitignore"), "__pycache__/\nbuild/\n*.egg-info/\n").expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "distro with a failing test"]);
+    // Host build output the seed must not carry: bytecode and an unreadable artefact.
+    let status = Command::new("python3").args(["-m", "compileall", "-q"]).arg(&repo).status();
+    assert!(status.expect("compileall").success());
+    fs::create_dir_all(repo.join("build/lib")).expect("mkdir");
+    fs::write(repo.join("build/lib/artifact.so"), "x").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(repo.join("build/lib/artifact.so"), fs::Permissions::from_mode(0o000))
+        .expect("chmod");
+    let status_before = git(&repo, &["status", "--porcelain", "--ignored"]);
+
+    let state = common::guest_tempdir();
+    let client =
+        serve(&repo, state.path(), &["--mode", "repro-fix", "--environment", "debian:12-build"])
+            .await;
+    let ws = ok(&client, "workspace_create", json!({"name": "distro"})).await;
+    assert_eq!(ws["workspace_seed"]["origin_kind"], "project_path");
+    let id = ws["workspace_id"].as_str().expect("id").to_string();
+    let exec = |command: &'static str| {
+        let (client, id) = (&client, id.clone());
+        async move {
+            ok(client, "workspace_exec", json!({"workspace_id": id, "command": command})).await
+        }
+    };
+    let seeded = exec("find . -name '__pycache__' -o -name build | wc -l").await;
+    assert_eq!(seeded["stdout"], "0\n", "ignored build output stayed on the host");
+    let build =
+        exec("python3 -m compileall -q distro && python3 -c 'import distro; print(distro.id())'")
+            .await;
+    assert_eq!(
+        (build["exit_code"].clone(), build["stdout"].clone()),
+        (json!(0), json!("debian\n"))
+    );
+    let test = exec("python3 -m unittest discover -s tests 2>&1").await;
+    assert_eq!(test["exit_code"], 1, "{test:?}");
+    assert!(test["stdout"].as_str().unwrap_or_default().contains("pyro_pretty"), "{test:?}");
+
+    let init = ok(
+        &client,
+        "workspace_file_read",
+        json!({"workspace_id": id, "path": "distro/__init__.py"}),
+    )
+    .await;
+    let text = init["content"].as_str().expect("content").to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    let context: Vec<String> = lines[n - 3..].iter().map(|l| format!(" {l}")).collect();
+    let patch = format!(
+        "--- a/distro/__init__.py\n+++ b/distro/__init__.py\n@@ -{},3 +{},6 @@\n{}\n+\n+def pyro_pretty():\n+    return id() + ' ' + version()\n",
+        n - 2,
+        n - 2,
+        context.join("\n")
+    );
+    ok(&client, "workspace_patch_apply", json!({"workspace_id": id, "patch": patch})).await;
+    let rerun = exec("python3 -m unittest discover -s tests 2>&1").await;
+    assert_eq!(rerun["exit_code"], 0, "{rerun:?}");
+    let diff = ok(&client, "workspace_diff", json!({"workspace_id": id})).await;
+    let modified: Vec<&str> = diff["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["status"] == "modified")
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert_eq!(modified, ["distro/__init__.py"]);
+    assert!(diff["patch"].as_str().unwrap_or_default().contains("+def pyro_pretty():"));
+    let summary = ok(&client, "workspace_summary", json!({"workspace_id": id})).await;
+    assert_eq!(summary["outcome"], "passed");
+    assert_eq!(summary["failed_command_count"], 1);
+    let export = tempfile::tempdir().expect("export");
+    let out = export.path().join("__init__.py");
+    ok(
+        &client,
+        "workspace_export",
+        json!({"workspace_id": id, "path": "distro/__init__.py", "output_path": out.display().to_string()}),
+    )
+    .await;
+    assert!(fs::read_to_string(&out).expect("exported").contains("def pyro_pretty():"));
+    ok(&client, "workspace_delete", json!({"workspace_id": id})).await;
+    client.cancel().await.expect("shutdown");
+    assert_eq!(git(&repo, &["status", "--porcelain", "--ignored"]), status_before);
+    assert!(!fs::read_to_string(package.join("__init__.py"))
+        .expect("read")
+        .contains("pyro_pretty"));
+}
+
+/// Parallel workspaces: several named workspaces within one mode (no scheduler), each
+/// from the same project, diverging independently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_workspaces_from_one_project_diverge_independently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("project");
+    failing_project(&project);
+    let state = common::guest_tempdir();
+    let client =
+        serve(&project, state.path(), &["--mode", "repro-fix", "--environment", "debian:12-base"])
+            .await;
+    let (a, b) = tokio::join!(
+        ok(&client, "workspace_create", json!({"name": "try-42", "labels": {"try": "a"}})),
+        ok(&client, "workspace_create", json!({"name": "try-43", "labels": {"try": "b"}})),
+    );
+    let (a, b) = (a["workspace_id"].as_str().expect("id"), b["workspace_id"].as_str().expect("id"));
+    assert_ne!(a, b);
+    for (id, value) in [(a, "42"), (b, "43")] {
+        let patch =
+            format!("--- a/src/answer.txt\n+++ b/src/answer.txt\n@@ -1 +1 @@\n-41\n+{value}\n");
+        ok(&client, "workspace_patch_apply", json!({"workspace_id": id, "patch": patch})).await;
+    }
+    let (ra, rb) = tokio::join!(
+        ok(&client, "workspace_exec", json!({"workspace_id": a, "command": "sh check.sh"})),
+        ok(&client, "workspace_exec", json!({"workspace_id": b, "command": "sh check.sh"})),
+    );
+    assert_eq!((ra["exit_code"].clone(), rb["exit_code"].clone()), (json!(0), json!(1)));
+    for (id, value) in [(a, "+42"), (b, "+43")] {
+        let diff = ok(&client, "workspace_diff", json!({"workspace_id": id})).await;
+        assert!(diff["patch"].as_str().unwrap_or_default().contains(value), "{id}: {diff:?}");
+        let summary = ok(&client, "workspace_summary", json!({"workspace_id": id})).await;
+        assert_eq!(summary["patches_applied"].as_array().map(Vec::len), Some(1));
+    }
+    for id in [a, b] {
+        ok(&client, "workspace_delete", json!({"workspace_id": id})).await;
+    }
+    client.cancel().await.expect("shutdown");
+}
