@@ -231,6 +231,13 @@ impl Pyro {
         blocking(move || Ok(rt.doctor())).await
     }
 
+    /// Remove what crashed pyro processes left behind (half-made workspaces, QEMUs nobody
+    /// owns, stray files); returns what was removed.
+    pub async fn gc(&self) -> Result<crate::runtime::sweep::SweepReport> {
+        let rt = self.runtime.clone();
+        blocking(move || Ok(rt.sweep(true))).await
+    }
+
     /// Call a `workspace-full` operation that this build does not implement yet; it
     /// returns a clear "not supported" error naming the workspace's backend.
     pub async fn not_yet(

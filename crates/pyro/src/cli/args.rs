@@ -86,6 +86,10 @@ pub enum Command {
     /// Connect chat hosts (Claude Code, Codex, OpenCode) to pyro, check and repair them.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Remove what crashed pyro processes left behind: half-made workspaces, QEMUs nobody
+    /// owns, stray files (`pyro doctor` lists them; `pyro mcp serve` does this at start).
+    #[command(after_help = "Example:\n  pyro gc\n  pyro gc --json")]
+    Gc(GcArgs),
     /// Run `git --version` in a fresh debian:12 VM and print the result as JSON.
     #[command(args_conflicts_with_subcommands = true)]
     Demo(DemoArgs),
@@ -1078,6 +1082,13 @@ pub struct PrepareArgs {
     /// Run the proof again even when the environment is already warm.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `pyro gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
     #[command(flatten)]
     pub out: JsonFlag,
 }

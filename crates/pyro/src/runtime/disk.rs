@@ -422,9 +422,8 @@ impl Runtime {
         workspace_id: &str,
         op: &str,
     ) -> Result<(WorkspaceDir, WorkspaceRecord, WorkspaceLock)> {
-        let (dir, _) = self.load(workspace_id)?;
-        let lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (dir, rec) = self.load(workspace_id)?;
+        let super::workspace::Locked { dir, rec, guard: lock } =
+            self.lock_workspace(workspace_id)?;
         if rec.backend == BackendKind::HostCompat {
             return Err(PyroError::Unsupported {
                 backend: rec.backend.name().into(),

@@ -57,6 +57,8 @@ pub struct DoctorReport {
     pub environments: Vec<EnvironmentInfo>,
     /// Problems, each with its fix.
     pub issues: Vec<Issue>,
+    /// Leftovers of crashed pyro processes (not removed; `pyro gc` removes them).
+    pub leftovers: super::sweep::SweepReport,
 }
 
 fn kvm_info() -> KvmInfo {
@@ -114,6 +116,19 @@ impl Runtime {
                 fix: "run `pyro env pull debian:12` (or scripts/setup for all three)".into(),
             });
         }
+        let leftovers = self.sweep(false);
+        if !leftovers.is_clean() {
+            issues.push(Issue {
+                problem: format!(
+                    "leftovers of crashed pyro processes: {} half-made workspaces, {} QEMUs nobody owns, {} orphan VMs, {} stray files",
+                    leftovers.half_made_workspaces.len(),
+                    leftovers.orphan_qemus.len(),
+                    leftovers.orphan_vms.len(),
+                    leftovers.stray_files.len()
+                ),
+                fix: "run `pyro gc`".into(),
+            });
+        }
         let runtime_ok =
             qemu_version.is_some() && boot.is_some() && environments.iter().any(|e| e.installed);
         DoctorReport {
@@ -131,6 +146,7 @@ impl Runtime {
             cache_dir: self.config.cache_dir.display().to_string(),
             environments,
             issues,
+            leftovers,
         }
     }
 }

@@ -33,8 +33,9 @@
 use super::agent::{self, QUICK};
 use super::error::{PyroError, Result};
 use super::secrets::Redactor;
-use super::state::{now, WorkspaceDir, WorkspaceLock, WorkspaceRecord};
+use super::state::{now, WorkspaceDir, WorkspaceRecord};
 use super::workspace::execution_mode;
+use super::workspace::Locked;
 use super::{review, validate, Runtime};
 use crate::backend::BackendKind;
 use pyro_agent::services::{parse_address, parse_http_url};
@@ -322,8 +323,7 @@ impl Runtime {
     }
 
     fn touch(&self, dir: &WorkspaceDir, workspace_id: &str) -> Result<()> {
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(workspace_id)?;
+        let Locked { mut rec, guard: _lock, .. } = self.lock_workspace(workspace_id)?;
         rec.last_activity_at = now();
         Self::save(dir, &rec)
     }

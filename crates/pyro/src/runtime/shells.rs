@@ -20,8 +20,9 @@
 
 use super::agent::{self, QUICK};
 use super::error::{PyroError, Result};
-use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord};
+use super::state::{self, now, WorkspaceDir, WorkspaceRecord};
 use super::workspace::execution_mode;
+use super::workspace::Locked;
 use super::{terminal, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind};
 use pyro_contract::params::{
@@ -223,8 +224,7 @@ impl Runtime {
     }
 
     fn touch_workspace(&self, dir: &WorkspaceDir, workspace_id: &str) -> Result<()> {
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(workspace_id)?;
+        let Locked { mut rec, guard: _lock, .. } = self.lock_workspace(workspace_id)?;
         rec.last_activity_at = now();
         Self::save(dir, &rec)
     }

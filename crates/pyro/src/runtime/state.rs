@@ -12,6 +12,18 @@
 //!
 //! Writers take the workspace lock; readers never do, and always see either the old or
 //! the new record because records are replaced with a rename.
+//!
+//! # Crash safety
+//!
+//! `workspace_create` writes the record first, marked [`CreatingMark`], and holds the
+//! workspace lock until the workspace is complete. A record still marked creating whose
+//! lock is free belongs to a create that died half way: every path that meets one
+//! (`Runtime::lock_workspace`, the sweep behind `pyro gc`, `pyro doctor` and `mcp serve`
+//! start) treats it as half-made and removes it with whatever QEMU it left.
+//!
+//! The lock is one `flock` per workspace, re-entrant within a thread (a thread that holds
+//! it and asks again gets a guard that does nothing), so helpers that lock may be called
+//! from code that already holds the lock.
 
 use super::error::{PyroError, Result};
 use crate::backend::BackendKind;
@@ -99,6 +111,25 @@ pub struct WorkspaceRecord {
     pub last_error: Option<String>,
     /// Backend details.
     pub metadata: BTreeMap<String, String>,
+    /// Set while `workspace_create` is still making the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating: Option<CreatingMark>,
+}
+
+/// Who is creating a workspace, and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatingMark {
+    /// Pid of the creating process.
+    pub pid: u32,
+    /// When the create started.
+    pub started_at: f64,
+}
+
+impl CreatingMark {
+    /// A mark for this process, now.
+    pub fn here() -> Self {
+        CreatingMark { pid: std::process::id(), started_at: now() }
+    }
 }
 
 /// Paths of one workspace.
@@ -182,26 +213,83 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 /// An exclusive lock on a workspace, released on drop.
 #[derive(Debug)]
 pub struct WorkspaceLock {
-    _file: File,
+    /// `None` for a re-entrant guard (this thread already holds the lock).
+    held: Option<(File, PathBuf)>,
+}
+
+thread_local! {
+    /// Lock files this thread holds.
+    static HELD: std::cell::RefCell<std::collections::HashSet<PathBuf>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 impl WorkspaceLock {
-    /// Block until the lock at `path` is ours.
+    /// Block until the lock at `path` is ours (at once when this thread holds it).
     pub fn acquire(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+        if HELD.with(|held| held.borrow().contains(path)) {
+            return Ok(WorkspaceLock { held: None });
+        }
+        let file = Self::open(path)?;
+        file.lock().map_err(|e| PyroError::io("could not lock", path, e))?;
+        HELD.with(|held| held.borrow_mut().insert(path.to_path_buf()));
+        Ok(WorkspaceLock { held: Some((file, path.to_path_buf())) })
+    }
+
+    /// Take the lock only if nobody holds it; `Ok(None)` when someone does.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        if HELD.with(|held| held.borrow().contains(path)) {
+            return Ok(Some(WorkspaceLock { held: None }));
+        }
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => {
+                HELD.with(|held| held.borrow_mut().insert(path.to_path_buf()));
+                Ok(Some(WorkspaceLock { held: Some((file, path.to_path_buf())) }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(PyroError::io("could not lock", path, e)),
+        }
+    }
+
+    fn open(path: &Path) -> Result<File> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .map_err(|e| PyroError::io("could not open lock", path, e))?;
-        file.lock().map_err(|e| PyroError::io("could not lock", path, e))?;
-        Ok(WorkspaceLock { _file: file })
+            .map_err(|e| PyroError::io("could not open lock", path, e))
+    }
+}
+
+impl Drop for WorkspaceLock {
+    fn drop(&mut self) {
+        if let Some((_, path)) = &self.held {
+            HELD.with(|held| held.borrow_mut().remove(path));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_is_reentrant_in_a_thread_and_exclusive_across_threads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lock");
+        let outer = WorkspaceLock::acquire(&path).expect("lock");
+        let inner = WorkspaceLock::acquire(&path).expect("re-entrant");
+        drop(inner);
+        let other = {
+            let path = path.clone();
+            std::thread::spawn(move || WorkspaceLock::try_acquire(&path).expect("try").is_some())
+        };
+        assert!(!other.join().expect("thread"), "another thread got the held lock");
+        drop(outer);
+        let other =
+            std::thread::spawn(move || WorkspaceLock::try_acquire(&path).expect("try").is_some());
+        assert!(other.join().expect("thread"), "the lock stayed held after drop");
+    }
 
     #[test]
     fn ids_are_12_lower_hex_and_validated() {

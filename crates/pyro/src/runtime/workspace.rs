@@ -3,7 +3,7 @@
 use super::agent::{self, b64, lossy, unb64, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
-use super::{diff, patch, review, secrets, seed, validate, Runtime};
+use super::{diff, fault, patch, review, secrets, seed, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -65,6 +65,23 @@ pub struct SnapshotDeleteResult {
     pub deleted: bool,
 }
 
+/// A workspace whose lock this thread holds, with its record read under the lock.
+pub(super) struct Locked {
+    /// Its paths.
+    pub dir: WorkspaceDir,
+    /// Its record, as read under the lock.
+    pub rec: WorkspaceRecord,
+    /// The lock, held while this value lives.
+    pub guard: WorkspaceLock,
+}
+
+impl Locked {
+    /// Write the record.
+    pub fn save(&self) -> Result<()> {
+        state::write_json(&self.dir.record(), &self.rec)
+    }
+}
+
 pub(super) fn execution_mode(kind: BackendKind) -> ExecutionMode {
     match kind {
         BackendKind::Qemu => ExecutionMode::Guest,
@@ -86,8 +103,21 @@ impl Runtime {
         }
     }
 
-    /// Load a workspace, enforcing its TTL.
+    /// Read a workspace's record without its lock (readers see whole records: they are
+    /// replaced by rename). A workspace past its TTL, or left half-made by a create that
+    /// died, is removed under its lock ([`Runtime::lock_workspace`]) and reported as
+    /// expired or unknown; one whose create is still running is `WrongState`.
     pub(super) fn load(&self, id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
+        let dir = self.workspace_dir(id)?;
+        let rec: WorkspaceRecord = state::read_json(&dir.record())?;
+        if rec.creating.is_some() || rec.expires_at <= now() {
+            let locked = self.lock_workspace(id)?;
+            return Ok((locked.dir, locked.rec));
+        }
+        Ok((dir, rec))
+    }
+
+    fn workspace_dir(&self, id: &str) -> Result<WorkspaceDir> {
         if !state::is_valid_id(id) {
             return Err(PyroError::UnknownWorkspace(id.to_string()));
         }
@@ -95,12 +125,50 @@ impl Runtime {
         if !dir.record().exists() {
             return Err(PyroError::UnknownWorkspace(id.to_string()));
         }
+        Ok(dir)
+    }
+
+    /// The one way to change a workspace: take its lock, read its record under the lock,
+    /// and enforce under the lock what `load` only reads: the TTL (an expired workspace
+    /// is deleted here and reported expired) and half-made creates (removed, reported
+    /// unknown). Save with [`Locked::save`]; the lock ends when the value drops.
+    pub(super) fn lock_workspace(&self, id: &str) -> Result<Locked> {
+        let dir = self.workspace_dir(id)?;
+        let lock = match WorkspaceLock::try_acquire(&dir.lock())? {
+            Some(lock) => lock,
+            None => {
+                // Someone holds it: a create still running is an answer of its own.
+                if let Ok(rec) = state::read_json::<WorkspaceRecord>(&dir.record()) {
+                    if rec.creating.is_some() {
+                        return Err(PyroError::WrongState(format!(
+                            "workspace {id} is still being created; try again when its create returns"
+                        )));
+                    }
+                }
+                WorkspaceLock::acquire(&dir.lock())?
+            }
+        };
+        if !dir.record().exists() {
+            return Err(PyroError::UnknownWorkspace(id.to_string()));
+        }
         let rec: WorkspaceRecord = state::read_json(&dir.record())?;
+        if let Some(mark) = &rec.creating {
+            if mark.pid != std::process::id() {
+                // We hold the lock the creator held all along: it died half way.
+                tracing::warn!(
+                    workspace = id,
+                    creator = mark.pid,
+                    "removing a half-made workspace"
+                );
+                self.remove_workspace(&dir, &rec)?;
+                return Err(PyroError::UnknownWorkspace(id.to_string()));
+            }
+        }
         if rec.expires_at <= now() {
             self.remove_workspace(&dir, &rec)?;
             return Err(PyroError::WorkspaceExpired(id.to_string()));
         }
-        Ok((dir, rec))
+        Ok(Locked { dir, rec, guard: lock })
     }
 
     pub(super) fn is_running(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> bool {
@@ -213,6 +281,7 @@ impl Runtime {
         if dir.sandbox().exists() {
             backend.destroy(&dir.sandbox())?;
         }
+        fault::point("delete.destroyed");
         fs::remove_dir_all(&dir.root)
             .map_err(|e| PyroError::io("could not remove workspace directory", &dir.root, e))
     }
@@ -321,12 +390,20 @@ impl Runtime {
             last_reset_at: None,
             last_error: None,
             metadata: BTreeMap::new(),
+            creating: Some(state::CreatingMark::here()),
         };
+        // The record comes first, marked creating, and the lock is held until the
+        // workspace is whole: a create killed at any later step leaves a record that
+        // every reader recognises as half-made (state.rs, "Crash safety").
+        let _creating = WorkspaceLock::acquire(&dir.lock())?;
+        Self::save(&dir, &rec)?;
+        fault::point("create.recorded");
         let result = (|| -> Result<()> {
             rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
             let info = backend.create(&self.spec(&dir, &rec))?;
             let _ = fs::remove_file(dir.agent_health());
+            fault::point("create.booted");
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
@@ -342,8 +419,11 @@ impl Runtime {
                     origin_ref: seed.origin_ref.clone(),
                 };
             }
+            fault::point("create.seeded");
             let (baseline, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
             state::write_atomic(&dir.baseline(), &baseline)?;
+            fault::point("create.baseline");
+            rec.creating = None;
             Self::save(&dir, &rec)
         })();
         if let Err(err) = result {
@@ -400,9 +480,7 @@ impl Runtime {
         if let Some(labels) = &p.labels {
             validate::labels(labels)?;
         }
-        let (dir, _) = self.load(&p.workspace_id)?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let Locked { dir, mut rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         let before = (rec.name.clone(), rec.labels.clone());
         if let Some(n) = new_name {
             rec.name = Some(n);
@@ -436,8 +514,7 @@ impl Runtime {
         self.require_started(&dir, &rec, "workspace_exec")?;
         let redactor = self.redactor(&dir);
         let sequence = {
-            let _lock = WorkspaceLock::acquire(&dir.lock())?;
-            let (_, mut rec) = self.load(&p.workspace_id)?;
+            let Locked { mut rec, guard: _lock, .. } = self.lock_workspace(&p.workspace_id)?;
             let seq = rec.next_sequence;
             rec.next_sequence += 1;
             Self::save(&dir, &rec)?;
@@ -480,8 +557,7 @@ impl Runtime {
         let mut stderr = clean(&out.stderr_b64)?;
         agent::note_timeout(&mut stderr, out.timed_out, p.timeout_seconds);
         let mode = execution_mode(rec.backend);
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let Locked { mut rec, guard: _lock, .. } = self.lock_workspace(&p.workspace_id)?;
         let logged_command = redactor.redact(&p.command);
         let last = LastCommand {
             sequence,
@@ -529,11 +605,10 @@ impl Runtime {
     }
 
     fn note_error(&self, dir: &WorkspaceDir, id: &str, message: &str) {
-        if let Ok(_lock) = WorkspaceLock::acquire(&dir.lock()) {
-            if let Ok((_, mut rec)) = self.load(id) {
-                rec.last_error = Some(message.to_string());
-                let _ = Self::save(dir, &rec);
-            }
+        let _ = dir;
+        if let Ok(mut locked) = self.lock_workspace(id) {
+            locked.rec.last_error = Some(message.to_string());
+            let _ = locked.save();
         }
     }
 
@@ -561,12 +636,12 @@ impl Runtime {
 
     /// Stop the VM, keeping its disk.
     pub fn workspace_stop(&self, workspace_id: &str) -> Result<Workspace> {
-        let (dir, _) = self.load(workspace_id)?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(workspace_id)?;
+        let Locked { dir, mut rec, guard: _lock } = self.lock_workspace(workspace_id)?;
         self.stop_all_services(&dir, &rec);
         self.close_all_shells(&dir, &rec);
+        fault::point("stop.services");
         self.backend(rec.backend).stop(&dir.sandbox())?;
+        fault::point("stop.stopped");
         rec.desired_running = false;
         rec.last_error = None;
         rec.last_activity_at = now();
@@ -576,14 +651,13 @@ impl Runtime {
 
     /// Start a stopped workspace (also one whose VM died).
     pub fn workspace_start(&self, workspace_id: &str) -> Result<Workspace> {
-        let (dir, _) = self.load(workspace_id)?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(workspace_id)?;
+        let Locked { dir, mut rec, guard: _lock } = self.lock_workspace(workspace_id)?;
         let backend = self.backend(rec.backend);
         if !backend.is_running(&dir.sandbox()) {
             Self::forget_shells(&dir);
             let info = backend.start(&self.spec(&dir, &rec))?;
             let _ = fs::remove_file(dir.agent_health());
+            fault::point("start.booted");
             Self::apply_info(&mut rec, info);
         }
         if !rec.secrets.is_empty() {
@@ -599,9 +673,7 @@ impl Runtime {
 
     /// Delete a workspace and everything it stored.
     pub fn workspace_delete(&self, workspace_id: &str) -> Result<WorkspaceDeleteResult> {
-        let (dir, _) = self.load(workspace_id)?;
-        let lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, rec) = self.load(workspace_id)?;
+        let Locked { dir, rec, guard: lock } = self.lock_workspace(workspace_id)?;
         self.remove_workspace(&dir, &rec)?;
         drop(lock);
         Ok(WorkspaceDeleteResult {
@@ -665,7 +737,9 @@ impl Runtime {
     pub fn workspace_file_write(&self, p: WorkspaceFileWriteParams) -> Result<FileWriteResult> {
         validate::payload("text", &p.text)?;
         let path = validate::workspace_path(&p.path, false)?;
-        let (dir, rec) = self.load(&p.workspace_id)?;
+        // Writers serialise on the lock, like patch and sync (a write racing a reset
+        // must land before or after it, never in the middle).
+        let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_file_write")?;
         let mut ch = self.channel(&dir, &rec)?;
         let request = Request::WriteFile { path: path.clone(), data_b64: b64(p.text.as_bytes()) };
@@ -690,9 +764,8 @@ impl Runtime {
     pub fn workspace_patch_apply(&self, p: WorkspacePatchApplyParams) -> Result<PatchApplyResult> {
         validate::payload("patch", &p.patch)?;
         let files = patch::parse_patch(&p.patch).map_err(|e| PyroError::invalid(e.to_string()))?;
-        let (dir, rec) = self.load(&p.workspace_id)?;
+        let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_patch_apply")?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let mut ch = self.channel(&dir, &rec)?;
         let mut plan = Vec::new();
         for file in &files {
@@ -759,7 +832,7 @@ impl Runtime {
             }
         }
         drop(ch);
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let mut rec = rec;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
         let paths = entries.iter().take(50).map(|e| review::cut(&e.path)).collect();
@@ -847,13 +920,12 @@ impl Runtime {
             ))
         })?;
         let source = seed::prepare(&p.source_path)?;
-        let (dir, rec) = self.load(&p.workspace_id)?;
+        let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_sync_push")?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let mut ch = self.channel(&dir, &rec)?;
         let stats = Self::import_tar(ch.as_mut(), &dest, &source.tar, false)?;
         drop(ch);
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let mut rec = rec;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
         self.note(
@@ -903,9 +975,8 @@ impl Runtime {
         if p.snapshot_name == "baseline" {
             return Err(PyroError::invalid("snapshot_name 'baseline' is reserved"));
         }
-        let (dir, rec) = self.load(&p.workspace_id)?;
+        let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_snapshot_create")?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
         let (tar_path, json_path) = Self::snapshot_path(&dir, &p.snapshot_name);
         if json_path.exists() {
             return Err(PyroError::invalid(format!(
@@ -916,6 +987,7 @@ impl Runtime {
         let mut ch = self.channel(&dir, &rec)?;
         let (tar, response) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
         drop(ch);
+        fault::point("snapshot.exported");
         let Response::Tar { stats, .. } = response else {
             return Err(unexpected("export_tar", &response));
         };
@@ -923,6 +995,7 @@ impl Runtime {
             PyroError::io("could not create snapshot directory", dir.snapshots(), e)
         })?;
         state::write_atomic(&tar_path, &tar)?;
+        fault::point("snapshot.written");
         let info = SnapshotInfo {
             workspace_id: p.workspace_id.clone(),
             snapshot_name: p.snapshot_name.clone(),
@@ -933,7 +1006,7 @@ impl Runtime {
             deletable: true,
         };
         state::write_json(&json_path, &info)?;
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let mut rec = rec;
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
         let snapshot_name = review::cut(&info.snapshot_name);
@@ -973,8 +1046,7 @@ impl Runtime {
             return Err(PyroError::invalid("cannot delete the baseline snapshot"));
         }
         validate::object_name("snapshot_name", &p.snapshot_name)?;
-        let (dir, _) = self.load(&p.workspace_id)?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
+        let Locked { dir, guard: _lock, .. } = self.lock_workspace(&p.workspace_id)?;
         let (tar_path, json_path) = Self::snapshot_path(&dir, &p.snapshot_name);
         if !json_path.exists() {
             return Err(PyroError::UnknownSnapshot {
@@ -999,9 +1071,7 @@ impl Runtime {
 
     /// Rebuild the sandbox from its environment and restore a snapshot into `/workspace`.
     pub fn workspace_reset(&self, p: WorkspaceResetParams) -> Result<WorkspaceResetResult> {
-        let (dir, _) = self.load(&p.workspace_id)?;
-        let _lock = WorkspaceLock::acquire(&dir.lock())?;
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        let Locked { dir, mut rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         let (archive_path, kind) = if p.snapshot == "baseline" {
             (dir.baseline(), "baseline")
         } else {
@@ -1020,15 +1090,24 @@ impl Runtime {
         let backend = self.backend(rec.backend);
         self.close_all_shells(&dir, &rec);
         backend.stop(&dir.sandbox())?;
+        // Recorded stopped while the disk is replaced: a reset killed from here on
+        // leaves a workspace that says it is stopped (any QEMU it booted is an orphan
+        // that `pyro gc` and `mcp serve` remove), and start or reset again works.
         rec.desired_running = false;
+        rec.last_error = Some("a reset was interrupted; reset or start the workspace again".into());
+        Self::save(&dir, &rec)?;
+        fault::point("reset.stopped");
         let result = (|| -> Result<pyro_protocol::ArchiveStats> {
             let info = backend.create(&self.spec(&dir, &rec))?;
             let _ = fs::remove_file(dir.agent_health());
+            fault::point("reset.booted");
             Self::apply_info(&mut rec, info);
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
-            Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &archive, true)
+            let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &archive, true)?;
+            fault::point("reset.restored");
+            Ok(stats)
         })();
         let stats = match result {
             Ok(stats) => stats,

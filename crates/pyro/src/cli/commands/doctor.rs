@@ -1,6 +1,6 @@
 //! `pyro doctor`: what this host can run.
 
-use crate::cli::args::DoctorArgs;
+use crate::cli::args::{DoctorArgs, GcArgs};
 use crate::cli::error::{CliError, ExitCode};
 use crate::cli::output::{emit, name_of, yes_no};
 use pyro::project::ProjectSourceReport;
@@ -108,6 +108,32 @@ fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
             writeln!(w, "- {}", issue.problem)?;
             writeln!(w, "  fix: {}", issue.fix)?;
         }
+    }
+    Ok(())
+}
+
+/// Run `pyro gc`: remove leftovers of crashed pyro processes and say what went.
+pub async fn gc(pyro: &Pyro, args: &GcArgs) -> Result<ExitCode, CliError> {
+    let report = pyro.gc().await?;
+    emit(args.out.json, &report, print_gc)?;
+    Ok(ExitCode::Success)
+}
+
+fn print_gc(w: &mut dyn Write, r: &pyro::runtime::sweep::SweepReport) -> io::Result<()> {
+    if r.is_clean() {
+        return writeln!(w, "Nothing to remove.");
+    }
+    for id in &r.half_made_workspaces {
+        writeln!(w, "removed half-made workspace {id}")?;
+    }
+    for q in &r.orphan_qemus {
+        writeln!(w, "killed QEMU {q}")?;
+    }
+    for v in &r.orphan_vms {
+        writeln!(w, "removed orphan vm {v}")?;
+    }
+    for f in &r.stray_files {
+        writeln!(w, "removed stray file {f}")?;
     }
     Ok(())
 }

@@ -38,6 +38,12 @@ pub async fn run(cmd: McpCommand) -> Result<ExitCode, CliError> {
     match cmd {
         McpCommand::Serve(args) => {
             let options = server_options(&args)?;
+            // Leftovers of crashed pyro processes go before serving (docs/security.md).
+            match Pyro::from_env().gc().await {
+                Ok(swept) if !swept.is_clean() => tracing::warn!(?swept, "removed leftovers"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not sweep leftovers"),
+            }
             let server =
                 Pyro::from_env().try_create_server(options).map_err(PyroError::ProjectSource)?;
             // stdout carries the protocol; logs go to stderr (see main.rs).

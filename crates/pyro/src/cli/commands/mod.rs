@@ -30,6 +30,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Host(cmd) => host::run(cmd),
         Command::Prepare(args) => prepare::run(&Pyro::from_env(), args).await,
         Command::Doctor(args) => doctor::run(&Pyro::from_env(), &args).await,
+        Command::Gc(args) => doctor::gc(&Pyro::from_env(), &args).await,
         Command::Demo(args) => demo::run(&Pyro::from_env(), args).await,
     }
 }
