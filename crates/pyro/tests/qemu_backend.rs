@@ -303,7 +303,9 @@ fn networked_guest_publishes_a_port_on_loopback_from_a_long_sandbox_path() {
 fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
     let (cache, environment) = assets_or_fail();
     // No guest boots in 300 ms under TCG (nor reliably under KVM): both attempts time out.
-    let backend = QemuBackend::new(cache).with_boot_timeout(Duration::from_millis(300));
+    // The cold boot's watchdog is under test: no template clone.
+    let backend =
+        QemuBackend::new(cache).with_boot_timeout(Duration::from_millis(300)).without_templates();
     let tmp = common::guest_tempdir();
     let dir = tmp.path().join("sandbox");
     std::fs::create_dir(&dir).expect("mkdir");

@@ -219,6 +219,14 @@ pub trait Backend: Send + Sync + Debug {
         Ok(Vec::new())
     }
 
+    /// Make sure the template fresh sandboxes of `spec` are cloned from exists (made now
+    /// if missing; `spec.dir` is not used). Returns its key, or `None` for backends
+    /// without templates (the default).
+    fn prepare_template(&self, spec: &SandboxSpec) -> Result<Option<String>, BackendError> {
+        let _ = spec;
+        Ok(None)
+    }
+
     /// Write the root disk of the stopped sandbox in `dir` to `output` as a raw file
     /// system image (`output` must not exist yet). Backends without a disk image (the
     /// default) answer [`BackendError::Unsupported`].

@@ -55,6 +55,8 @@ pub struct DoctorReport {
     pub cache_dir: String,
     /// Environments and whether they are installed.
     pub environments: Vec<EnvironmentInfo>,
+    /// Template VMs and whether fresh guests start as their clones.
+    pub templates: qemu::template::ClonesReport,
     /// Problems, each with its fix.
     pub issues: Vec<Issue>,
     /// Leftovers of crashed pyro processes (not removed; `pyro gc` removes them).
@@ -131,6 +133,17 @@ impl Runtime {
         }
         let runtime_ok =
             qemu_version.is_some() && boot.is_some() && environments.iter().any(|e| e.installed);
+        let templates = qemu::template::clones_report(&self.config.cache_dir, &qemu::qemu_binary());
+        if templates.clones == "failing" {
+            issues.push(Issue {
+                problem: format!(
+                    "guests cannot start as template clones ({}); they boot cold, ~10x slower",
+                    templates.reason.as_deref().unwrap_or("unknown reason")
+                ),
+                fix: "rebuild the boot assets with scripts/setup; `pyro doctor --json` lists the templates"
+                    .into(),
+            });
+        }
         DoctorReport {
             platform: "linux-x86_64".into(),
             pyro_version: env!("CARGO_PKG_VERSION").into(),
@@ -145,6 +158,7 @@ impl Runtime {
             state_dir: self.config.state_dir.display().to_string(),
             cache_dir: self.config.cache_dir.display().to_string(),
             environments,
+            templates,
             issues,
             leftovers,
         }

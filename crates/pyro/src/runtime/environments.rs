@@ -137,6 +137,12 @@ pub struct PruneResult {
     pub deleted_environment_dirs: Vec<String>,
     /// How many.
     pub count: u64,
+    /// Stale template builds removed (or stripped to the disk that clones still use).
+    #[serde(default)]
+    pub pruned_template_dirs: Vec<String>,
+    /// Bytes freed by pruning templates.
+    #[serde(default)]
+    pub template_bytes_freed: u64,
 }
 
 impl Runtime {
@@ -275,8 +281,29 @@ impl Runtime {
         }
         progress(&format!("[pull] phase=rootfs environment={name}"));
         self.run_build_step(&["rootfs", &cache, name], Some(entry.packages))?;
+        self.pull_template(name, progress);
         progress(&format!("[pull] phase=ready environment={name}"));
         self.env_inspect(name)
+    }
+
+    /// Make the default template of `name` (the sizing of a default workspace or
+    /// `vm_run`, no network), so the first create clones. Best effort: a failure only
+    /// means the first create boots cold.
+    fn pull_template(&self, name: &str, progress: PullProgress<'_>) {
+        let Ok(crate::backend::BackendKind::Qemu) = self.choose_backend(false) else { return };
+        progress(&format!("[pull] phase=template environment={name}"));
+        let spec = crate::backend::SandboxSpec {
+            dir: self.config.cache_dir.clone(),
+            environment: name.to_owned(),
+            vcpu_count: pyro_contract::params::DEFAULT_VCPU_COUNT,
+            mem_mib: pyro_contract::params::DEFAULT_MEM_MIB,
+            network: crate::backend::NetworkSpec::default(),
+        };
+        match self.backend(crate::backend::BackendKind::Qemu).prepare_template(&spec) {
+            Ok(Some(key)) => progress(&format!("[pull] phase=template key={key} status=ready")),
+            Ok(None) => {}
+            Err(e) => progress(&format!("[pull] phase=template status=skipped reason={e}")),
+        }
     }
 
     /// Remove partial builds and directories of unknown environments.
@@ -304,6 +331,16 @@ impl Runtime {
             deleted.push(name);
         }
         deleted.sort();
-        Ok(PruneResult { count: deleted.len() as u64, deleted_environment_dirs: deleted })
+        let (pruned_template_dirs, template_bytes_freed) =
+            crate::backend::qemu::template::prune_stale(
+                &self.config.cache_dir,
+                &crate::backend::qemu::qemu_binary(),
+            );
+        Ok(PruneResult {
+            count: deleted.len() as u64,
+            deleted_environment_dirs: deleted,
+            pruned_template_dirs,
+            template_bytes_freed,
+        })
     }
 }

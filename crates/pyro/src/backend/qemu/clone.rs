@@ -128,7 +128,11 @@ pub(super) fn start_as_clone(
     paths: &SandboxPaths,
     machine: &Machine<'_>,
     boot_timeout: Duration,
+    templates: bool,
 ) -> Result<CloneOutcome, String> {
+    if !templates {
+        return Err("templates are off for this backend".into());
+    }
     if !template::templates_enabled() {
         return Err(format!("templates are off ({}=off)", template::TEMPLATES_ENV));
     }
@@ -138,7 +142,7 @@ pub(super) fn start_as_clone(
     let inputs = machine.inputs().map_err(|e| e.to_string())?;
     let key = inputs.key();
     let slot = TemplateSlot::new(cache_dir, &key);
-    if let Some(reason) = slot.recent_failure() {
+    if let Some(reason) = slot.recent_failure(boot_timeout) {
         return Err(format!("the template failed recently: {reason}"));
     }
     let mut template_build = Duration::ZERO;
@@ -170,11 +174,29 @@ pub(super) fn start_as_clone(
             tracing::warn!(template = %build.dir().display(), reason = %failure.reason, "clone failed; booting cold");
             if failure.template_broken {
                 slot.retire_current();
-                slot.note_failure(&failure.reason, false);
+                slot.note_failure(&failure.reason, false, boot_timeout);
             }
             Err(format!("clone failed: {}", failure.reason))
         }
     }
+}
+
+/// Make the template of `machine` now unless it exists; returns its key.
+pub(super) fn prepare(
+    cache_dir: &Path,
+    machine: &Machine<'_>,
+    boot_timeout: Duration,
+) -> Result<String, String> {
+    if !template::templates_enabled() {
+        return Err(format!("templates are off ({}=off)", template::TEMPLATES_ENV));
+    }
+    let inputs = machine.inputs().map_err(|e| e.to_string())?;
+    let key = inputs.key();
+    let slot = TemplateSlot::new(cache_dir, &key);
+    if slot.current().is_none() {
+        ensure_template(&slot, machine, inputs, boot_timeout)?;
+    }
+    Ok(key)
 }
 
 /// The current build of `slot`, made now (under the exclusive lock) if missing.
@@ -207,7 +229,7 @@ fn ensure_template(
             }
             let _ = std::fs::remove_dir_all(build.dir());
             let reason = format!("cannot make the template: {e}");
-            slot.note_failure(&reason, matches!(e, BackendError::Unsupported { .. }));
+            slot.note_failure(&reason, matches!(e, BackendError::Unsupported { .. }), boot_timeout);
             Err(reason)
         }
     }

@@ -92,19 +92,27 @@ struct RecordFacts<'a> {
 pub struct QemuBackend {
     cache_dir: PathBuf,
     boot_timeout: Option<Duration>,
+    templates: bool,
 }
 
 impl QemuBackend {
     /// A backend using the boot assets and environment images under `cache_dir`
     /// (normally [`assets::default_cache_dir`]).
     pub fn new(cache_dir: PathBuf) -> Self {
-        QemuBackend { cache_dir, boot_timeout: None }
+        QemuBackend { cache_dir, boot_timeout: None, templates: true }
     }
 
     /// Use `timeout` as the boot deadline per attempt instead of [`boot_timeout`]
     /// (`$PYRO_BOOT_TIMEOUT_SECS`, else 30 s).
     pub fn with_boot_timeout(mut self, timeout: Duration) -> Self {
         self.boot_timeout = Some(timeout);
+        self
+    }
+
+    /// Never start guests as template clones: every create boots cold (as with
+    /// `PYRO_TEMPLATES=off`, for this backend only).
+    pub fn without_templates(mut self) -> Self {
+        self.templates = false;
         self
     }
 
@@ -399,12 +407,14 @@ impl Backend for QemuBackend {
         let machine = clone::Machine { spec, boot: &boot_assets, env: &env, accel };
         let start = Start { paths: &paths, spec, boot_assets: &boot_assets, env: &env, started };
         let timeout = self.boot_timeout.unwrap_or_else(boot_timeout);
-        let cold_reason = match clone::start_as_clone(&self.cache_dir, &paths, &machine, timeout) {
-            Ok(outcome) => {
-                return Self::record_clone(&start, (accel, accel_reason), outcome);
-            }
-            Err(reason) => reason,
-        };
+        let cold_reason =
+            match clone::start_as_clone(&self.cache_dir, &paths, &machine, timeout, self.templates)
+            {
+                Ok(outcome) => {
+                    return Self::record_clone(&start, (accel, accel_reason), outcome);
+                }
+                Err(reason) => reason,
+            };
         let disk_started = Instant::now();
         launch::create_overlay(&env.rootfs, &paths.disk())?;
         let disk_create = disk_started.elapsed();
@@ -498,5 +508,14 @@ impl Backend for QemuBackend {
 
     fn export_raw_disk(&self, dir: &Path, output: &Path) -> Result<(), BackendError> {
         disk::export_raw(&SandboxPaths::new(dir)?, output)
+    }
+
+    fn prepare_template(&self, spec: &SandboxSpec) -> Result<Option<String>, BackendError> {
+        let boot_assets = assets::boot_assets(&self.cache_dir)?;
+        let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
+        let (accel, _) = detect_accel();
+        let machine = clone::Machine { spec, boot: &boot_assets, env: &env, accel };
+        let timeout = self.boot_timeout.unwrap_or_else(boot_timeout);
+        clone::prepare(&self.cache_dir, &machine, timeout).map(Some).map_err(BackendError::Boot)
     }
 }

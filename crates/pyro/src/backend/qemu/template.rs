@@ -303,6 +303,12 @@ pub const FAILURE_BACKOFF: Duration = Duration::from_secs(600);
 struct Failure {
     reason: String,
     permanent: bool,
+    #[serde(default)]
+    boot_timeout_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A held template lock (released on drop).
@@ -333,17 +339,23 @@ impl TemplateSlot {
     /// Why making or cloning this template failed recently, if it did: within
     /// [`FAILURE_BACKOFF`], or for good when the failure cannot change without a new key
     /// (`permanent`, e.g. an agent without `clone_fixup`: a new agent is a new key).
-    pub fn recent_failure(&self) -> Option<String> {
+    /// A failure recorded with a shorter boot deadline than `boot_timeout` does not
+    /// count: a caller willing to wait longer may succeed.
+    pub fn recent_failure(&self, boot_timeout: Duration) -> Option<String> {
         let path = self.failed_path();
         let text = fs::read_to_string(&path).ok()?;
         let failure: Failure = serde_json::from_str(&text).ok()?;
         let age = fs::metadata(&path).ok()?.modified().ok()?.elapsed().unwrap_or_default();
-        (failure.permanent || age < FAILURE_BACKOFF).then_some(failure.reason)
+        let shorter_deadline = failure.boot_timeout_ms < ms(boot_timeout);
+        let counts = failure.permanent || (age < FAILURE_BACKOFF && !shorter_deadline);
+        counts.then_some(failure.reason)
     }
 
-    /// Remember a failure (see [`TemplateSlot::recent_failure`]).
-    pub fn note_failure(&self, reason: &str, permanent: bool) {
-        let failure = Failure { reason: reason.to_owned(), permanent };
+    /// Remember a failure (see [`TemplateSlot::recent_failure`]) of an attempt with
+    /// `boot_timeout`.
+    pub fn note_failure(&self, reason: &str, permanent: bool, boot_timeout: Duration) {
+        let failure =
+            Failure { reason: reason.to_owned(), permanent, boot_timeout_ms: ms(boot_timeout) };
         if let Ok(bytes) = serde_json::to_vec(&failure) {
             let _ = fs::create_dir_all(&self.root);
             let _ = write_atomic(&self.failed_path(), &bytes);
@@ -541,6 +553,45 @@ pub fn list(cache_dir: &Path, qemu_binary: &Path) -> Vec<TemplateStatus> {
     out
 }
 
+/// Whether clones work on this host, as far as the templates under `cache_dir` tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClonesReport {
+    /// `working` (a current template exists), `failing` (the last attempt failed; see
+    /// `reason`), `untested` (no template made yet) or `off` (`PYRO_TEMPLATES=off`).
+    pub clones: String,
+    /// Why, for `failing` and `off`.
+    pub reason: Option<String>,
+    /// Every template build.
+    pub templates: Vec<TemplateStatus>,
+}
+
+/// The [`ClonesReport`] of `cache_dir`.
+pub fn clones_report(cache_dir: &Path, qemu_binary: &Path) -> ClonesReport {
+    let templates = list(cache_dir, qemu_binary);
+    if !templates_enabled() {
+        let reason = Some(format!("{TEMPLATES_ENV}=off: every guest boots cold"));
+        return ClonesReport { clones: "off".into(), reason, templates };
+    }
+    if templates.iter().any(|t| t.current && t.stale.is_none()) {
+        return ClonesReport { clones: "working".into(), reason: None, templates };
+    }
+    let root = templates_dir(cache_dir);
+    let failure = fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let key = name.strip_suffix(".failed")?.to_owned();
+            TemplateSlot { root: root.clone(), key }.recent_failure(Duration::ZERO)
+        })
+        .next();
+    match failure {
+        Some(reason) => ClonesReport { clones: "failing".into(), reason: Some(reason), templates },
+        None => ClonesReport { clones: "untested".into(), reason: None, templates },
+    }
+}
+
 /// Remove stale template builds: their RAM and state at once, the whole directory once
 /// no sandbox uses its disk. Builds being made (lock held) are left alone. Returns the
 /// directories touched and the bytes freed.
@@ -566,4 +617,134 @@ pub fn prune_stale(cache_dir: &Path, qemu_binary: &Path) -> (Vec<String>, u64) {
         touched.push(status.dir);
     }
     (touched, freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake cache with boot assets and one environment, no QEMU needed.
+    fn fake_cache() -> tempfile::TempDir {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let boot = cache.path().join("boot");
+        fs::create_dir_all(&boot).expect("mkdir");
+        fs::write(boot.join("vmlinux"), b"elf").expect("write");
+        fs::write(boot.join("initrd.img"), b"cpio").expect("write");
+        fs::write(boot.join("boot.json"), br#"{"agent_sha256":"aa"}"#).expect("write");
+        set_env_built_at(cache.path(), 1);
+        cache
+    }
+
+    fn set_env_built_at(cache: &Path, built_at: u64) {
+        let env = cache.join("environments/debian_12-base");
+        fs::create_dir_all(&env).expect("mkdir");
+        fs::write(env.join("rootfs.ext4"), b"ext4").expect("write");
+        fs::write(
+            env.join("environment.json"),
+            format!(r#"{{"name":"debian:12-base","built_at":{built_at}}}"#),
+        )
+        .expect("write");
+    }
+
+    /// A ready build of `key` made from the cache's current assets.
+    fn ready_build(cache: &Path, key: &str) -> (TemplateSlot, TemplateBuild) {
+        let boot = super::super::assets::boot_assets(cache).expect("boot");
+        let env = super::super::assets::environment_assets(cache, "debian:12-base").expect("env");
+        let inputs = TemplateInputs {
+            format: TEMPLATE_FORMAT,
+            machine: "-M q35".into(),
+            components: components(&boot, &env, Path::new("/bin/sh")),
+        };
+        let slot = TemplateSlot::new(cache, key);
+        let build = slot.new_build().expect("build");
+        for file in [build.ram(), build.state(), build.disk()] {
+            fs::write(file, b"x").expect("write");
+        }
+        let meta = TemplateMeta {
+            format: TEMPLATE_FORMAT,
+            key: key.into(),
+            inputs,
+            environment: "debian:12-base".into(),
+            vcpu_count: 1,
+            mem_mib: 1024,
+            network: false,
+            accel: "tcg".into(),
+            qemu_version: "QEMU 7.2".into(),
+            created_at: 1,
+            state_bytes: 1,
+            boot_ms: 1,
+            save_ms: 1,
+        };
+        build.write_meta(&meta).expect("meta");
+        slot.set_current(&build).expect("current");
+        (slot, build)
+    }
+
+    #[test]
+    fn keys_change_with_every_input() {
+        let a = TemplateInputs {
+            format: 1,
+            machine: "-m 1024".into(),
+            components: BTreeMap::from([("qemu".into(), "q:1".into())]),
+        };
+        let mut b = a.clone();
+        b.machine = "-m 2048".into();
+        let mut c = a.clone();
+        c.components.insert("qemu".into(), "q:2".into());
+        assert_eq!(a.key().len(), 24);
+        assert_eq!(a.key(), a.clone().key());
+        assert_ne!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn a_rebuilt_image_makes_its_template_stale_and_prune_respects_users() {
+        let cache = fake_cache();
+        let (slot, build) = ready_build(cache.path(), "aaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(slot.current(), Some(build.clone()));
+        let listed = list(cache.path(), Path::new("/bin/sh"));
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].current && listed[0].stale.is_none(), "{listed:?}");
+        assert_eq!(clones_report(cache.path(), Path::new("/bin/sh")).clones, "working");
+
+        // A sandbox whose disk is backed by the build.
+        let sandbox = cache.path().join("sandbox");
+        fs::create_dir_all(&sandbox).expect("mkdir");
+        fs::write(sandbox.join(super::super::layout::DISK_FILE), b"qcow2").expect("write");
+        let mut full: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/vm.json")).expect("json");
+        full["template_dir"] = serde_json::json!(build.dir());
+        fs::write(sandbox.join(super::super::layout::VM_RECORD), full.to_string()).expect("write");
+        build.add_user(&sandbox).expect("user");
+        assert_eq!(build.live_users(), vec![sandbox.clone()]);
+
+        set_env_built_at(cache.path(), 2);
+        let listed = list(cache.path(), Path::new("/bin/sh"));
+        let why = listed[0].stale.clone().expect("stale");
+        assert!(why.contains("environment changed"), "{why}");
+
+        let (pruned, _) = prune_stale(cache.path(), Path::new("/bin/sh"));
+        assert_eq!(pruned.len(), 1);
+        assert!(slot.current().is_none(), "no longer cloned");
+        assert!(build.disk().is_file(), "the disk a sandbox still uses stays");
+        assert!(!build.ram().exists() && !build.state().exists());
+
+        // Once the sandbox is gone, the next prune removes the directory.
+        fs::remove_file(sandbox.join(super::super::layout::DISK_FILE)).expect("rm");
+        prune_stale(cache.path(), Path::new("/bin/sh"));
+        assert!(!build.dir().exists());
+    }
+
+    #[test]
+    fn failures_back_off_unless_the_caller_waits_longer_and_permanent_ones_stay() {
+        let cache = fake_cache();
+        let slot = TemplateSlot::new(cache.path(), "bbbbbbbbbbbbbbbbbbbbbbbb");
+        assert_eq!(slot.recent_failure(Duration::from_secs(30)), None);
+        slot.note_failure("boot timed out", false, Duration::from_millis(300));
+        assert_eq!(slot.recent_failure(Duration::from_secs(30)), None, "longer deadline retries");
+        assert!(slot.recent_failure(Duration::from_millis(300)).is_some());
+        slot.note_failure("old agent", true, Duration::from_secs(30));
+        assert_eq!(slot.recent_failure(Duration::from_secs(300)).as_deref(), Some("old agent"));
+        assert_eq!(clones_report(cache.path(), Path::new("/bin/sh")).clones, "failing");
+    }
 }

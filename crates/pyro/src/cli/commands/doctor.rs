@@ -81,6 +81,32 @@ fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
         let state = if e.installed { "installed" } else { "not installed" };
         writeln!(w, "Environment: {} [{state}]", e.name)?;
     }
+    let t = &r.templates;
+    writeln!(
+        w,
+        "Clones: {}{}",
+        t.clones,
+        t.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )?;
+    for tpl in &t.templates {
+        let what = match (&tpl.environment, tpl.vcpu_count, tpl.mem_mib, tpl.network) {
+            (Some(env), Some(vcpu), Some(mem), Some(net)) => {
+                format!("{env} {vcpu} vCPU {mem} MiB{}", if net { " network" } else { "" })
+            }
+            _ => "incomplete".to_string(),
+        };
+        let state = match &tpl.stale {
+            Some(why) => format!("stale: {why}"),
+            None => "current".to_string(),
+        };
+        writeln!(
+            w,
+            "Template: {} {what} [{state}] users={} size={} MiB",
+            tpl.key,
+            tpl.users,
+            tpl.bytes / (1024 * 1024)
+        )?;
+    }
     let p = &out.project_source;
     writeln!(
         w,

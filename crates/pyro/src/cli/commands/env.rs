@@ -47,6 +47,17 @@ pub async fn run(pyro: &Pyro, cmd: EnvCommand) -> Result<ExitCode, CliError> {
                 for dir in &r.deleted_environment_dirs {
                     writeln!(w, "- {dir}")?;
                 }
+                if !r.pruned_template_dirs.is_empty() {
+                    writeln!(
+                        w,
+                        "Pruned {} stale template build(s), {} MiB freed.",
+                        r.pruned_template_dirs.len(),
+                        r.template_bytes_freed / (1024 * 1024)
+                    )?;
+                    for dir in &r.pruned_template_dirs {
+                        writeln!(w, "- {dir}")?;
+                    }
+                }
                 Ok(())
             })?;
         }
