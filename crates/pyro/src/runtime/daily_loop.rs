@@ -11,8 +11,10 @@
 //! (no manifest, or the environment is not installed) and `stale` (a manifest from a
 //! different image, kernel, agent or pyro version; `reasons` says which).
 //!
-//! Templates (fast clones of a booted workspace) are not made here yet: when the
-//! fast-start work lands its warm-up step, prepare calls it before the proof.
+//! The first guest start of an environment makes its template (a booted, frozen guest
+//! that later starts clone in a fraction of a second); the proof's create does that, and
+//! its reset then starts from the template. The manifest records how each started
+//! (`create_boot`, `reset_boot`: `cold` or `clone`).
 
 use super::error::{PyroError, Result};
 use super::state;
@@ -52,6 +54,13 @@ pub struct DailyLoopTimings {
     pub reset_ms: u64,
     /// `workspace_delete`.
     pub delete_ms: u64,
+    /// How the create started the guest: `cold` (which also makes the environment's
+    /// template) or `clone` (from a template).
+    pub create_boot: Option<String>,
+    /// How the reset started it; `clone` proves the template is warm.
+    pub reset_boot: Option<String>,
+    /// Why the reset still booted cold (the template could not be made or used).
+    pub reset_cold_reason: Option<String>,
 }
 
 /// `<cache>/daily-loop/<environment>.json`.
@@ -250,6 +259,7 @@ impl Runtime {
         let t = Instant::now();
         let ws = self.workspace_create(create)?;
         let create_ms = ms(t);
+        let create_boot = ws.metadata.get("boot").cloned();
         let id = ws.workspace_id.clone();
         let proof = (|| -> Result<(DailyLoopTimings, String)> {
             progress(&format!("[prepare] phase=exec workspace_id={id}"));
@@ -269,11 +279,13 @@ impl Runtime {
             let guest_kernel = out.stdout.lines().next().unwrap_or_default().trim().to_string();
             progress(&format!("[prepare] phase=reset workspace_id={id}"));
             let t = Instant::now();
-            self.workspace_reset(WorkspaceResetParams {
+            let reset = self.workspace_reset(WorkspaceResetParams {
                 workspace_id: id.clone(),
                 snapshot: "baseline".into(),
             })?;
             let reset_ms = ms(t);
+            let reset_boot = reset.workspace.metadata.get("boot").cloned();
+            let reset_cold_reason = reset.workspace.metadata.get("boot_cold_reason").cloned();
             let after = self.workspace_exec(WorkspaceExecParams::new(
                 &id,
                 "test ! -e /workspace/.pyro-prepare",
@@ -283,10 +295,17 @@ impl Runtime {
                     "workspace_reset did not restore the baseline during prepare".into(),
                 ));
             }
-            Ok((
-                DailyLoopTimings { pull_ms, create_ms, exec_ms, reset_ms, delete_ms: 0 },
-                guest_kernel,
-            ))
+            let timings = DailyLoopTimings {
+                pull_ms,
+                create_ms,
+                exec_ms,
+                reset_ms,
+                delete_ms: 0,
+                create_boot: create_boot.clone(),
+                reset_boot,
+                reset_cold_reason,
+            };
+            Ok((timings, guest_kernel))
         })();
         progress(&format!("[prepare] phase=delete workspace_id={id}"));
         let t = Instant::now();

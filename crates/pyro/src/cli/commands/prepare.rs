@@ -41,6 +41,11 @@ fn print(w: &mut dyn Write, r: &PrepareResult) -> io::Result<()> {
             )?;
         }
     }
+    let boot = |b: &Option<String>| b.clone().unwrap_or_else(|| "-".into());
+    writeln!(w, "Guest starts: create {}, reset {}", boot(&t.create_boot), boot(&t.reset_boot))?;
+    if let Some(reason) = &t.reset_cold_reason {
+        writeln!(w, "Template: not used ({reason})")?;
+    }
     writeln!(w, "Guest kernel: {}", r.manifest.guest_kernel)?;
     writeln!(w, "Manifest: {}", r.manifest_path)
 }
