@@ -133,7 +133,16 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
         assert!(info.metadata.contains_key(key), "{key} missing in {:?}", info.metadata);
     }
     assert!(backend.is_running(&dir));
-    for file in ["disk.qcow2", "qemu.pid", "qmp.sock", "agent-0.sock", "console.log", "vm.json"] {
+    for file in [
+        "disk.qcow2",
+        "qemu.pid",
+        "qmp.sock",
+        "agent-0.sock",
+        "console.log",
+        "qemu.log",
+        "qemu.exit",
+        "vm.json",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
 
@@ -326,7 +335,7 @@ fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     assert!(!backend.is_running(&dir));
     // No QEMU of this sandbox is left anywhere.
-    let needle = dir.join("qemu.pid").to_string_lossy().into_owned();
+    let needle = format!("pyro:{}", dir.canonicalize().expect("canonical").display());
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline);

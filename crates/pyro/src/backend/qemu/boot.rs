@@ -18,6 +18,10 @@ pub const BOOT_TIMEOUT_ENV: &str = "PYRO_BOOT_TIMEOUT_SECS";
 /// Default boot deadline per attempt.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long QEMU may take to set itself up (until QMP answers), whatever the boot
+/// deadline: the watchdog is about the guest, not about QEMU's start.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Launches before giving up.
 const MAX_ATTEMPTS: u32 = 2;
 
@@ -52,7 +56,7 @@ pub struct BootOutcome {
     pub hello: AgentHello,
     /// Launches it took.
     pub attempts: u32,
-    /// Time for QEMU's daemonizing parent, successful attempt.
+    /// Time until QEMU answered QMP, successful attempt.
     pub qemu_launch: Duration,
     /// Time from starting QEMU to the hello answer, successful attempt.
     pub launch_to_hello: Duration,
@@ -84,7 +88,7 @@ pub fn boot(config: &LaunchConfig<'_>, timeout: Duration) -> Result<BootOutcome,
     for attempt in 1..=MAX_ATTEMPTS {
         remove_runtime_files(paths, config.agent_ports)?;
         let started = Instant::now();
-        let qemu_launch = launch::launch(config)?;
+        let qemu_launch = launch::launch(config, started + timeout.max(LAUNCH_TIMEOUT))?.elapsed;
         let result = wait_for_agent(paths, started + timeout, timeout);
         let console_text = console::read_console(&paths.console_log(), 256 * 1024);
         match result {
@@ -217,12 +221,18 @@ fn wait_for_agent(
             }
             // The socket closes a moment before the process is gone.
             Err(_) if process::wait_gone(pid, Duration::from_millis(500)) => {
-                return Err(AttemptError::Retry("QEMU exited during boot".into()))
+                return Err(AttemptError::Retry(format!(
+                    "during boot {}",
+                    launch::start_failure(paths, pid)
+                )))
             }
             Err(e) => return Err(AttemptError::Retry(format!("the agent connection failed: {e}"))),
         }
         if !process::pid_alive(pid) {
-            return Err(AttemptError::Retry("QEMU exited during boot".into()));
+            return Err(AttemptError::Retry(format!(
+                "during boot {}",
+                launch::start_failure(paths, pid)
+            )));
         }
         if Instant::now() >= deadline {
             return Err(AttemptError::Retry(format!(

@@ -50,6 +50,8 @@ const QMP_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a clone may take from `cont` to its hello before it counts as broken.
 const CLONE_HELLO_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest QEMU may take until QMP answers.
+const QEMU_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// QMP name of the state file descriptor.
 const STATE_FD: &str = "pyro-state";
 /// Capability of agents that answer `set_clock` and `add_entropy`.
@@ -85,6 +87,9 @@ impl<'a> Machine<'a> {
             agent_ports: AGENT_PORT_COUNT,
             memory_file,
             incoming,
+            rootfs: None,
+            credentials: None,
+            cgroup_procs: Vec::new(),
         }
     }
 
@@ -93,7 +98,7 @@ impl<'a> Machine<'a> {
         let placeholder = SandboxPaths::new(Path::new("/"))?;
         let ram = Path::new("/pyro-template/ram");
         let config = self.config(&placeholder, Some(MemoryFile { path: ram, shared: true }), false);
-        let args = launch::qemu_args(&config);
+        let args = launch::qemu_args(&config, &launch::InputFiles::paths(&config));
         let machine = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
         Ok(TemplateInputs {
             format: template::TEMPLATE_FORMAT,
@@ -357,11 +362,13 @@ fn clone(
     let config = machine.config(paths, Some(MemoryFile { path: &ram, shared: false }), true);
     boot::remove_runtime_files(paths, AGENT_PORT_COUNT).map_err(local)?;
     let launch_started = Instant::now();
-    let qemu_launch = launch::launch(&config).map_err(|e| CloneFailure {
-        reason: e.to_string(),
-        // QEMU refusing the same command line the template ran with: the host changed.
-        template_broken: true,
-    })?;
+    let deadline = Instant::now() + QEMU_START_TIMEOUT;
+    let qemu_launch =
+        launch::launch(&config, deadline).map(|l| l.elapsed).map_err(|e| CloneFailure {
+            reason: e.to_string(),
+            // QEMU refusing the same command line the template ran with: the host changed.
+            template_broken: true,
+        })?;
     let result = restore_and_greet(build, paths, launch_started);
     match result {
         Ok((pid, hello, restore, launch_to_hello)) => Ok(CloneOutcome {

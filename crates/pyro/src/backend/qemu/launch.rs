@@ -1,16 +1,32 @@
 //! The QEMU command line, the overlay disk, and starting QEMU detached.
 //!
-//! QEMU runs with `-daemonize`: the process we start forks the VM process, waits until
-//! it has opened every file and socket, then exits. When [`launch`] returns, the
+//! QEMU is detached by pyro ([`super::spawn`]), not by `-daemonize`, so it can run
+//! under its whole seccomp filter ([`SANDBOX_OPTION`]). [`launch`] returns once QMP
+//! answers, which QEMU only does after it opened every file and socket: by then the
 //! pidfile, QMP socket and agent sockets exist, and the VM lives on after the calling
 //! process exits.
+//!
+//! QEMU reaches its files without walking any directory above the sandbox dir, so it
+//! works under an unprivileged uid whatever the permissions of `/root` or the state
+//! directory: files inside the sandbox dir are named relative to its working directory
+//! (the sandbox dir), and the read-only kernel, initramfs and base image are opened by
+//! pyro and inherited (`/proc/self/fd/<n>`). The absolute sandbox dir still appears on
+//! the command line, as the guest name ([`identity_arg`]), which is how a pid is
+//! recognised as this sandbox's QEMU.
 
 use super::super::{BackendError, NetworkSpec};
 use super::accel::accel_args;
-use super::layout::{SandboxPaths, QMP_SOCKET};
+use super::layout::{remove_if_exists, SandboxPaths, CONSOLE_LOG, DISK_FILE, PID_FILE, QMP_SOCKET};
+use super::process;
+use super::qmp::QmpClient;
+use super::spawn::{self, Credentials, DetachedCommand, SpawnError};
 use pyro_contract::results::Accel;
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +41,16 @@ pub const QEMU_IMG_ENV: &str = "PYRO_QEMU_IMG";
 pub const KERNEL_CMDLINE: &str = "console=ttyS0 quiet reboot=t panic=-1 mitigations=off lsm= cryptomgr.notests \
                                   tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp audit=0 \
                                   random.trust_cpu=on";
+
+/// QEMU's seccomp filter: every system call family QEMU 7.2 can deny is denied
+/// (obsolete calls, set*uid/set*gid/setsid, fork/exec, scheduler and CPU affinity
+/// changes). A QEMU that tries one dies with SIGSYS (or gets EPERM), so pyro never
+/// asks QEMU for anything that spawns (e.g. `migrate uri=exec:`; use `fd:`).
+pub const SANDBOX_OPTION: &str =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// Prefix of the guest name that identifies a sandbox's QEMU (see [`identity_arg`]).
+pub const IDENTITY_PREFIX: &str = "pyro:";
 
 /// Guest address on QEMU's user network.
 pub const GUEST_IP: &str = "10.0.2.15";
@@ -111,6 +137,14 @@ pub struct LaunchConfig<'a> {
     pub memory_file: Option<MemoryFile<'a>>,
     /// Start paused, waiting for `migrate-incoming` (`-incoming defer`): a clone.
     pub incoming: bool,
+    /// The overlay's base image, given to QEMU as an inherited file instead of the path
+    /// in the overlay's header (which QEMU could not open under another uid). `None`
+    /// leaves the header's path to QEMU.
+    pub rootfs: Option<&'a Path>,
+    /// Run QEMU as this user and group (pyro must be root); `None`: pyro's own.
+    pub credentials: Option<Credentials>,
+    /// `cgroup.procs` files QEMU joins before it starts.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 /// Guest RAM backed by a file (`memory-backend-file`).
@@ -121,6 +155,37 @@ pub struct MemoryFile<'a> {
     /// `share=on` (a template: guest writes reach the file) or `share=off` (a clone: a
     /// private copy-on-write mapping of it).
     pub shared: bool,
+}
+
+/// The names QEMU opens its read-only inputs by: paths, or `/proc/self/fd/<n>` of
+/// files pyro opened for it.
+#[derive(Debug, Clone)]
+pub struct InputFiles {
+    /// The kernel.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The overlay's base image, when it is given explicitly.
+    pub rootfs: Option<PathBuf>,
+}
+
+impl InputFiles {
+    /// The paths of `config` as they are.
+    pub fn paths(config: &LaunchConfig<'_>) -> Self {
+        InputFiles {
+            kernel: config.kernel.to_path_buf(),
+            initrd: config.initrd.to_path_buf(),
+            rootfs: config.rootfs.map(Path::to_path_buf),
+        }
+    }
+}
+
+/// `-name` value naming the sandbox dir: it marks the process as this sandbox's QEMU
+/// (compared with `/proc/<pid>/cmdline`; QEMU never opens it).
+pub fn identity_arg(paths: &SandboxPaths) -> OsString {
+    let mut name = OsString::from(IDENTITY_PREFIX);
+    name.push(opt_value(paths.dir().as_os_str()));
+    name
 }
 
 /// Escape a value for QEMU's `key=value,...` option syntax (a comma is doubled).
@@ -184,9 +249,9 @@ pub fn validate(config: &LaunchConfig<'_>) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// The QEMU arguments (without the binary) for a sandbox.
-pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
-    let paths = config.paths;
+/// The QEMU arguments (without the binary) for a sandbox, whose read-only inputs QEMU
+/// opens as `files`. QEMU runs in the sandbox dir: its own files are relative names.
+pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     match config.memory_file {
@@ -207,8 +272,9 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
             "-no-user-config",
             "-display",
             "none",
-            "-daemonize",
             "-no-reboot",
+            "-sandbox",
+            SANDBOX_OPTION,
         ]
         .iter()
         .map(OsString::from),
@@ -225,30 +291,30 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
         args.push("-incoming".into());
         args.push("defer".into());
     }
-    args.push("-pidfile".into());
-    args.push(paths.pidfile().into());
+    args.push("-name".into());
+    args.push(identity_arg(config.paths));
+    args.extend(["-pidfile", PID_FILE].map(OsString::from));
     args.push("-qmp".into());
-    let mut qmp = OsString::from("unix:");
-    qmp.push(opt_value(paths.qemu_socket_arg(QMP_SOCKET).as_os_str()));
-    qmp.push(",server=on,wait=off");
-    args.push(qmp);
+    args.push(format!("unix:{QMP_SOCKET},server=on,wait=off").into());
     // The console starts on a file and is switched to a ring buffer in QEMU once the
     // agent is up (console.rs explains the cap).
     args.push("-chardev".into());
-    let mut console = OsString::from(format!("file,id={},path=", super::console::CONSOLE_CHARDEV));
-    console.push(opt_value(paths.console_log().as_os_str()));
-    args.push(console);
+    args.push(format!("file,id={},path={CONSOLE_LOG}", super::console::CONSOLE_CHARDEV).into());
     args.push("-serial".into());
     args.push(format!("chardev:{}", super::console::CONSOLE_CHARDEV).into());
     args.push("-kernel".into());
-    args.push(config.kernel.into());
+    args.push(files.kernel.clone().into());
     args.push("-initrd".into());
-    args.push(config.initrd.into());
+    args.push(files.initrd.clone().into());
     args.push("-append".into());
     args.push(kernel_cmdline(config.network.enabled).into());
     args.push("-drive".into());
-    let mut drive = opt_path("file=", &paths.disk());
-    drive.push(",if=none,id=root,format=qcow2,cache=writeback");
+    let mut drive =
+        OsString::from(format!("file={DISK_FILE},if=none,id=root,format=qcow2,cache=writeback"));
+    if let Some(rootfs) = &files.rootfs {
+        drive.push(",backing.driver=raw,backing.read-only=on");
+        drive.push(opt_path(",backing.file.filename=", rootfs));
+    }
     args.push(drive);
     args.extend(
         ["-device", "virtio-blk-pci,drive=root", "-device", "virtio-serial-pci,id=vs0"]
@@ -256,12 +322,13 @@ pub fn qemu_args(config: &LaunchConfig<'_>) -> Vec<OsString> {
     );
     for i in 0..config.agent_ports {
         args.push("-chardev".into());
-        let mut chardev = OsString::from(format!("socket,id=agent{i},path="));
-        chardev.push(opt_value(
-            paths.qemu_socket_arg(&SandboxPaths::agent_socket_name(i)).as_os_str(),
-        ));
-        chardev.push(",server=on,wait=off");
-        args.push(chardev);
+        args.push(
+            format!(
+                "socket,id=agent{i},path={},server=on,wait=off",
+                SandboxPaths::agent_socket_name(i)
+            )
+            .into(),
+        );
         args.push("-device".into());
         args.push(
             format!(
@@ -315,40 +382,150 @@ pub fn create_overlay(base: &Path, disk: &Path) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// Start QEMU detached for `config`; returns how long the daemonizing parent took
-/// (by then every socket is listening and the pidfile is written).
-pub fn launch(config: &LaunchConfig<'_>) -> Result<Duration, BackendError> {
-    let binary = qemu_binary();
-    let started = Instant::now();
-    let output = Command::new(&binary)
-        .args(qemu_args(config))
-        .current_dir(config.paths.dir())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                BackendError::MissingAsset {
-                    what: format!(
-                        "QEMU (install qemu-system-x86 with `scripts/setup`, or set {QEMU_ENV})"
-                    ),
-                    path: binary.clone(),
-                }
-            } else {
-                BackendError::io(format!("cannot run {}", binary.display()), e)
-            }
-        })?;
-    let elapsed = started.elapsed();
-    if !output.status.success() {
-        let mut message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        if message.is_empty() {
-            message = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+/// How often [`launch`] checks whether QMP answers.
+const READY_POLL: Duration = Duration::from_millis(5);
+/// How long [`launch`] waits for the supervisor's record of a QEMU that died at start.
+const EXIT_RECORD_WAIT: Duration = Duration::from_millis(500);
+/// Bytes of `qemu.log` quoted when QEMU fails to start.
+const LOG_TAIL_BYTES: u64 = 4096;
+
+/// A QEMU that [`launch`] started.
+#[derive(Debug, Clone, Copy)]
+pub struct Launched {
+    /// Its pid.
+    pub pid: i32,
+    /// From the first fork until QMP answered.
+    pub elapsed: Duration,
+}
+
+/// Open a read-only input QEMU inherits.
+fn open_input(path: &Path, what: &str) -> Result<File, BackendError> {
+    File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BackendError::MissingAsset { what: what.to_owned(), path: path.to_path_buf() }
+        } else {
+            BackendError::io(format!("cannot open {}", path.display()), e)
         }
-        return Err(BackendError::Boot(format!(
-            "QEMU failed to start ({}): {message}",
-            output.status
-        )));
+    })
+}
+
+/// Create (truncate) a file in the sandbox dir that QEMU's supervisor writes to.
+fn create_output(path: &Path) -> Result<File, BackendError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| BackendError::io(format!("cannot create {}", path.display()), e))
+}
+
+fn fd_path(file: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// The last bytes of QEMU's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let Ok(mut file) = File::open(path) else { return String::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut text = Vec::new();
+    let skip = len.saturating_sub(LOG_TAIL_BYTES);
+    if std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(skip)).is_err()
+        || file.take(LOG_TAIL_BYTES).read_to_end(&mut text).is_err()
+    {
+        return String::new();
     }
-    Ok(elapsed)
+    String::from_utf8_lossy(&text).trim().to_owned()
+}
+
+/// Why a QEMU that died during start died: its supervisor's record and its log.
+pub fn start_failure(paths: &SandboxPaths, pid: i32) -> String {
+    let deadline = Instant::now() + EXIT_RECORD_WAIT;
+    let end = loop {
+        match spawn::read_exit_record(&paths.qemu_exit()) {
+            Some(record) if record.pid == pid => break Some(record.end),
+            _ if Instant::now() >= deadline => break None,
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let mut message = match end {
+        Some(end) => format!("QEMU {end}"),
+        None => "QEMU exited".to_owned(),
+    };
+    let log = log_tail(&paths.qemu_log());
+    if !log.is_empty() {
+        message.push_str(": ");
+        message.push_str(&log);
+    }
+    message
+}
+
+/// Start QEMU detached for `config` and wait (until `deadline`) until QMP answers.
+pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, BackendError> {
+    let paths = config.paths;
+    let started = Instant::now();
+    let kernel = open_input(config.kernel, "the guest kernel")?;
+    let initrd = open_input(config.initrd, "the guest initramfs")?;
+    let rootfs = config.rootfs.map(|p| open_input(p, "the environment image")).transpose()?;
+    let files = InputFiles {
+        kernel: fd_path(&kernel),
+        initrd: fd_path(&initrd),
+        rootfs: rootfs.as_ref().map(fd_path),
+    };
+    let mut cgroup_procs = Vec::new();
+    for procs in &config.cgroup_procs {
+        cgroup_procs.push(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(procs)
+                .map_err(|e| BackendError::io(format!("cannot open {}", procs.display()), e))?,
+        );
+    }
+    remove_if_exists(&paths.qemu_exit())?;
+    let command = DetachedCommand {
+        program: qemu_binary(),
+        args: qemu_args(config, &files),
+        cwd: paths.dir().to_path_buf(),
+        log: create_output(&paths.qemu_log())?,
+        exit_file: create_output(&paths.qemu_exit())?,
+        cgroup_procs,
+        inherit: [Some(kernel), Some(initrd), rootfs].into_iter().flatten().collect(),
+        credentials: config.credentials,
+    };
+    let pid = spawn::spawn_detached(&command).map_err(|e| match e {
+        SpawnError::NotFound(path) => BackendError::MissingAsset {
+            what: format!("QEMU (install qemu-system-x86 with `scripts/setup`, or set {QEMU_ENV})"),
+            path,
+        },
+        other => BackendError::Boot(other.to_string()),
+    })?;
+    drop(command);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if !process::pid_alive(pid) {
+            return Err(BackendError::Boot(format!(
+                "QEMU failed to start: {}",
+                start_failure(paths, pid)
+            )));
+        }
+        if remaining.is_zero() {
+            process::kill_and_wait(pid);
+            return Err(BackendError::Boot(
+                "QEMU started but its QMP socket did not answer in time".into(),
+            ));
+        }
+        // QEMU answers QMP from its main loop, which runs once every device, file and
+        // socket is set up: the moment `-daemonize` used to return.
+        if QmpClient::connect(
+            &paths.qmp_socket(),
+            remaining.clamp(Duration::from_millis(10), Duration::from_secs(2)),
+        )
+        .is_ok()
+        {
+            return Ok(Launched { pid, elapsed: started.elapsed() });
+        }
+        std::thread::sleep(READY_POLL);
+    }
 }
 
 #[cfg(test)]
@@ -375,7 +552,14 @@ mod tests {
             agent_ports: 2,
             memory_file: None,
             incoming: false,
+            rootfs: Some(Path::new("/c/env/rootfs.ext4")),
+            credentials: None,
+            cgroup_procs: Vec::new(),
         }
+    }
+
+    fn args_of(config: &LaunchConfig<'_>) -> Vec<String> {
+        strings(&qemu_args(config, &InputFiles::paths(config)))
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
@@ -386,25 +570,32 @@ mod tests {
     fn offline_tcg_command_line() {
         let paths = SandboxPaths::from_canonical(PathBuf::from("/w/ab/sandbox"));
         let network = NetworkSpec::default();
-        let args = strings(&qemu_args(&config(&paths, &network, Accel::Tcg)));
+        let args = args_of(&config(&paths, &network, Accel::Tcg));
         let joined = args.join(" ");
-        assert!(joined.starts_with("-M q35 -accel tcg -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -daemonize -no-reboot"), "{joined}");
-        assert_eq!(value_after(&args, "-pidfile"), ["/w/ab/sandbox/qemu.pid"]);
-        assert_eq!(value_after(&args, "-qmp"), ["unix:/w/ab/sandbox/qmp.sock,server=on,wait=off"]);
+        assert!(joined.starts_with("-M q35 -accel tcg -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -no-reboot"), "{joined}");
+        assert!(!joined.contains("-daemonize"), "pyro detaches QEMU itself");
+        assert_eq!(
+            value_after(&args, "-sandbox"),
+            ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+        );
+        assert_eq!(value_after(&args, "-name"), ["pyro:/w/ab/sandbox"]);
+        assert_eq!(value_after(&args, "-pidfile"), ["qemu.pid"]);
+        assert_eq!(value_after(&args, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
         assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
         assert_eq!(value_after(&args, "-kernel"), ["/c/boot/vmlinux"]);
         assert_eq!(value_after(&args, "-initrd"), ["/c/boot/initrd.img"]);
         assert_eq!(value_after(&args, "-append"), [KERNEL_CMDLINE]);
         assert_eq!(
             value_after(&args, "-drive"),
-            ["file=/w/ab/sandbox/disk.qcow2,if=none,id=root,format=qcow2,cache=writeback"]
+            ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback,backing.driver=raw,\
+              backing.read-only=on,backing.file.filename=/c/env/rootfs.ext4"]
         );
         assert_eq!(
             value_after(&args, "-chardev"),
             [
-                "file,id=console,path=/w/ab/sandbox/console.log",
-                "socket,id=agent0,path=/w/ab/sandbox/agent-0.sock,server=on,wait=off",
-                "socket,id=agent1,path=/w/ab/sandbox/agent-1.sock,server=on,wait=off"
+                "file,id=console,path=console.log",
+                "socket,id=agent0,path=agent-0.sock,server=on,wait=off",
+                "socket,id=agent1,path=agent-1.sock,server=on,wait=off"
             ]
         );
         assert_eq!(
@@ -424,7 +615,7 @@ mod tests {
     fn networked_kvm_command_line_publishes_on_loopback_only() {
         let paths = SandboxPaths::from_canonical(PathBuf::from("/w/ab/sandbox"));
         let network = NetworkSpec { enabled: true, published_ports: vec![(18080, 80), (2222, 22)] };
-        let args = strings(&qemu_args(&config(&paths, &network, Accel::Kvm)));
+        let args = args_of(&config(&paths, &network, Accel::Kvm));
         assert_eq!(value_after(&args, "-accel"), ["kvm"]);
         assert_eq!(value_after(&args, "-cpu"), ["host"]);
         assert_eq!(
@@ -436,18 +627,24 @@ mod tests {
     }
 
     #[test]
-    fn commas_in_paths_are_escaped_and_long_socket_paths_are_relative() {
+    fn commas_in_paths_are_escaped_and_sandbox_files_are_relative() {
         let dir = PathBuf::from(format!("/w/a,b/{}", "x".repeat(110)));
         let paths = SandboxPaths::from_canonical(dir.clone());
         let network = NetworkSpec::default();
-        let args = strings(&qemu_args(&config(&paths, &network, Accel::Tcg)));
+        let mut config = config(&paths, &network, Accel::Tcg);
+        let odd_base = PathBuf::from("/c/a,b/rootfs.ext4");
+        config.rootfs = Some(&odd_base);
+        let args = args_of(&config);
+        assert_eq!(value_after(&args, "-name")[0], format!("pyro:/w/a,,b/{}", "x".repeat(110)));
         let drive = value_after(&args, "-drive")[0];
-        assert!(drive.starts_with("file=/w/a,,b/"), "{drive}");
+        assert!(drive.starts_with("file=disk.qcow2,"), "{drive}");
+        assert!(drive.ends_with(",backing.file.filename=/c/a,,b/rootfs.ext4"), "{drive}");
         assert_eq!(value_after(&args, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
-        assert!(value_after(&args, "-chardev")[0].starts_with("file,id=console,path=/w/a,,b/"));
+        assert_eq!(value_after(&args, "-chardev")[0], "file,id=console,path=console.log");
         assert!(value_after(&args, "-chardev")[1].contains("path=agent-0.sock,"));
-        // -pidfile is not an option list: no escaping, and it identifies the process.
-        assert_eq!(value_after(&args, "-pidfile")[0], dir.join("qemu.pid").to_string_lossy());
+        config.rootfs = None;
+        let drive = args_of(&config);
+        assert!(!value_after(&drive, "-drive")[0].contains("backing"), "the header's path");
     }
 
     #[test]

@@ -11,15 +11,17 @@
 //!                         `console.rs` for how it is capped)
 //! <dir>/console.log.1     its rotated predecessor
 //! <dir>/console.lock      flock held while draining QEMU's console ring into the log
+//! <dir>/qemu.log          QEMU's stdout and stderr (truncated at every boot)
+//! <dir>/qemu.exit         how the last QEMU ended, written by its supervisor
 //! <dir>/vm.json           how the VM was booted (see `record.rs`)
 //! ```
 //!
 //! # Long paths
 //!
 //! A unix socket address holds at most 107 path bytes (`sun_path`). QEMU is started
-//! with its working directory set to the sandbox dir and is given the socket paths
-//! relative to it when the absolute ones are too long; the host side then connects
-//! through `/proc/self/fd/<dir fd>/<name>`, which is always short.
+//! with its working directory set to the sandbox dir and is given every path inside it
+//! relative to it; the host side connects through `/proc/self/fd/<dir fd>/<name>` when
+//! the absolute path is too long, which is always short.
 
 use super::super::BackendError;
 use std::fs::File;
@@ -36,6 +38,10 @@ pub const PID_FILE: &str = "qemu.pid";
 pub const QMP_SOCKET: &str = "qmp.sock";
 /// The serial console log.
 pub const CONSOLE_LOG: &str = "console.log";
+/// QEMU's stdout and stderr.
+pub const QEMU_LOG: &str = "qemu.log";
+/// How the last QEMU ended (see `spawn.rs`).
+pub const QEMU_EXIT: &str = "qemu.exit";
 /// The VM record.
 pub const VM_RECORD: &str = "vm.json";
 
@@ -100,6 +106,16 @@ impl SandboxPaths {
         self.dir.join("console.lock")
     }
 
+    /// `qemu.log`.
+    pub fn qemu_log(&self) -> PathBuf {
+        self.dir.join(QEMU_LOG)
+    }
+
+    /// `qemu.exit`.
+    pub fn qemu_exit(&self) -> PathBuf {
+        self.dir.join(QEMU_EXIT)
+    }
+
     /// `vm.json`.
     pub fn vm_record(&self) -> PathBuf {
         self.dir.join(VM_RECORD)
@@ -120,17 +136,6 @@ impl SandboxPaths {
         self.dir.join(format!("agent-{index}.lock"))
     }
 
-    /// The path to give QEMU for the socket `name` in this directory: absolute when it
-    /// fits in `sun_path`, else relative (QEMU runs with this directory as its cwd).
-    pub fn qemu_socket_arg(&self, name: &str) -> PathBuf {
-        let absolute = self.dir.join(name);
-        if absolute.as_os_str().len() <= SUN_PATH_MAX {
-            absolute
-        } else {
-            PathBuf::from(name)
-        }
-    }
-
     /// Files that only exist while QEMU runs (removed after it stopped).
     pub fn runtime_files(&self, agent_ports: usize) -> Vec<PathBuf> {
         let mut files = vec![self.pidfile(), self.qmp_socket()];
@@ -146,6 +151,8 @@ impl SandboxPaths {
         files.push(self.console_log());
         files.push(self.console_log_rotated());
         files.push(self.console_lock());
+        files.push(self.qemu_log());
+        files.push(self.qemu_exit());
         files.push(self.vm_record());
         files.push(self.dir.join(format!("{VM_RECORD}.tmp")));
         files
@@ -185,19 +192,6 @@ pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
-
-    #[test]
-    fn short_dirs_give_absolute_socket_args_and_long_ones_relative() {
-        let short = SandboxPaths::from_canonical(PathBuf::from(
-            "/root/.local/share/pyro/workspaces/0123456789ab/sandbox",
-        ));
-        assert_eq!(
-            short.qemu_socket_arg("agent-3.sock"),
-            PathBuf::from("/root/.local/share/pyro/workspaces/0123456789ab/sandbox/agent-3.sock")
-        );
-        let long = SandboxPaths::from_canonical(PathBuf::from(format!("/tmp/{}", "x".repeat(120))));
-        assert_eq!(long.qemu_socket_arg("qmp.sock"), PathBuf::from("qmp.sock"));
-    }
 
     #[test]
     fn owned_files_cover_runtime_files() {

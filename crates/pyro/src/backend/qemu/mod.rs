@@ -4,7 +4,8 @@
 //! # Life of a sandbox
 //!
 //! - **create**: a qcow2 overlay on the environment's `rootfs.ext4`, then boot.
-//! - **boot**: `qemu-system-x86_64 -daemonize` (see [`launch`]); the watchdog
+//! - **boot**: `qemu-system-x86_64` under its seccomp filter, detached by pyro (new
+//!   session, a supervisor that records how it ends; see [`launch`]); the watchdog
 //!   waits for the agent's hello on port 0 and relaunches once if it does not come in
 //!   time ([`boot_timeout`]). The result, with the boot timings, goes to `vm.json`.
 //! - **connect**: any process claims a free agent port with a flock and talks the
@@ -37,6 +38,7 @@ pub mod ports;
 mod process;
 pub mod qmp;
 pub mod record;
+pub mod spawn;
 pub mod template;
 pub mod usernet;
 
@@ -177,6 +179,9 @@ impl QemuBackend {
             agent_ports: AGENT_PORT_COUNT,
             memory_file: None,
             incoming: false,
+            rootfs: None,
+            credentials: None,
+            cgroup_procs: Vec::new(),
         };
         launch::validate(&config)?;
         let outcome = boot::boot(&config, self.boot_timeout.unwrap_or_else(boot_timeout)).map_err(

@@ -1,10 +1,12 @@
 //! Finding, signalling and waiting for the detached QEMU process of a sandbox.
 //!
-//! QEMU runs with `-daemonize`, so it is not our child: it is found through its pidfile,
-//! and a pid only counts as "this sandbox's QEMU" when `/proc/<pid>/cmdline` holds this
-//! sandbox's `-pidfile` argument (a reused pid belongs to some other program). Zombies
-//! count as gone.
+//! QEMU is detached from pyro (see `spawn.rs`), so it is not our child: it is found
+//! through its pidfile, and a pid only counts as "this sandbox's QEMU" when
+//! `/proc/<pid>/cmdline` names this sandbox: `-name pyro:<sandbox dir>` (or, for a QEMU
+//! started by an older pyro with `-daemonize`, `-pidfile <sandbox dir>/qemu.pid`). A
+//! reused pid belongs to some other program. Zombies count as gone.
 
+use super::launch::identity_arg;
 use super::layout::SandboxPaths;
 use std::ffi::OsString;
 use std::io;
@@ -49,20 +51,24 @@ fn split_cmdline(raw: &[u8]) -> Vec<OsString> {
         .collect()
 }
 
-/// Whether a command line is the QEMU of the sandbox whose pidfile is `pidfile`.
-fn is_sandbox_cmdline(args: &[OsString], pidfile: &Path) -> bool {
-    args.windows(2).any(|w| w[0] == "-pidfile" && Path::new(&w[1]) == pidfile)
+/// Whether a command line is the QEMU of the sandbox at `paths`.
+fn is_sandbox_cmdline(args: &[OsString], paths: &SandboxPaths) -> bool {
+    let identity = identity_arg(paths);
+    let legacy_pidfile = paths.pidfile();
+    args.windows(2).any(|w| {
+        (w[0] == "-name" && w[1] == identity)
+            || (w[0] == "-pidfile" && Path::new(&w[1]) == legacy_pidfile)
+    })
 }
 
 /// The pid of this sandbox's QEMU, when it runs.
 pub fn qemu_pid(paths: &SandboxPaths) -> Option<i32> {
-    let pidfile = paths.pidfile();
-    let pid = read_pidfile(&pidfile)?;
+    let pid = read_pidfile(&paths.pidfile())?;
     if !pid_alive(pid) {
         return None;
     }
     let args = cmdline(pid)?;
-    is_sandbox_cmdline(&args, &pidfile).then_some(pid)
+    is_sandbox_cmdline(&args, paths).then_some(pid)
 }
 
 /// Signals this module sends.
@@ -101,7 +107,7 @@ pub fn send_signal(pid: i32, signal: Signal) -> io::Result<()> {
     }
 }
 
-/// How long a zombie is given to be reaped by its parent (init, as QEMU daemonizes)
+/// How long a zombie is given to be reaped by its parent (its supervisor, or init)
 /// before it counts as gone anyway. A zombie has closed every file (sockets, disk image
 /// locks), so a new QEMU can use the sandbox at once. Some inits reap late (this
 /// project's CI machines: ~1.8 s), and waiting for them would slow every stop.
@@ -149,13 +155,20 @@ mod tests {
     }
 
     #[test]
-    fn cmdline_must_name_this_sandbox_pidfile() {
-        let args =
+    fn cmdline_must_name_this_sandbox() {
+        let ab = SandboxPaths::from_canonical("/w/ab/sandbox".into());
+        let cd = SandboxPaths::from_canonical("/w/cd/sandbox".into());
+        let args = split_cmdline(
+            b"qemu-system-x86_64\0-M\0q35\0-name\0pyro:/w/ab/sandbox\0-pidfile\0qemu.pid\0",
+        );
+        assert!(is_sandbox_cmdline(&args, &ab));
+        assert!(!is_sandbox_cmdline(&args, &cd));
+        let legacy =
             split_cmdline(b"qemu-system-x86_64\0-M\0q35\0-pidfile\0/w/ab/sandbox/qemu.pid\0");
-        assert!(is_sandbox_cmdline(&args, Path::new("/w/ab/sandbox/qemu.pid")));
-        assert!(!is_sandbox_cmdline(&args, Path::new("/w/cd/sandbox/qemu.pid")));
+        assert!(is_sandbox_cmdline(&legacy, &ab), "a QEMU from before the upgrade");
+        assert!(!is_sandbox_cmdline(&legacy, &cd));
         let other = split_cmdline(b"sleep\x00100\x00");
-        assert!(!is_sandbox_cmdline(&other, Path::new("/w/ab/sandbox/qemu.pid")));
+        assert!(!is_sandbox_cmdline(&other, &ab));
     }
 
     #[test]

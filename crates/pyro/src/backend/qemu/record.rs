@@ -19,7 +19,7 @@ pub struct BootTimings {
     pub attempts: u32,
     /// Milliseconds for the overlay disk (create only).
     pub disk_create_ms: Option<u64>,
-    /// Milliseconds until QEMU's daemonizing parent returned.
+    /// Milliseconds from starting QEMU until it answered QMP.
     pub qemu_launch_ms: u64,
     /// Milliseconds from starting QEMU to the agent's hello answer (successful attempt).
     pub launch_to_hello_ms: u64,
