@@ -220,3 +220,55 @@ fn vm_run_says_how_the_guest_started() {
     assert_ne!(first.stdout, second.stdout);
     assert_eq!(first.exit_code, 0);
 }
+
+/// Agent ports of a sandbox whose lock some open file holds (this process included:
+/// flock conflicts between separate opens).
+fn locked_ports(sandbox: &std::path::Path) -> usize {
+    (0..4)
+        .filter(|i| {
+            let path = sandbox.join(format!("agent-{i}.lock"));
+            match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+                Err(_) => false,
+            }
+        })
+        .count()
+}
+
+#[test]
+fn a_long_lived_runtime_keeps_one_session_and_follows_restarts_by_other_processes() {
+    let s = Setup::new();
+    let ws = s.create();
+    let id = ws.workspace_id.clone();
+    let sandbox = s.tmp.path().join("state/workspaces").join(&id).join("sandbox");
+    assert_eq!(s.exec(&id, "echo one"), "one\n");
+    assert_eq!(locked_ports(&sandbox), 1, "the runtime keeps its session (one port)");
+    assert_eq!(s.exec(&id, "echo two"), "two\n");
+    assert_eq!(locked_ports(&sandbox), 1, "and reuses it instead of claiming another");
+
+    // Another process restarts the guest: the kept session belongs to the old QEMU.
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pyro"))
+            .args(args)
+            .env("PYRO_STATE_DIR", s.tmp.path().join("state"))
+            .env("PYRO_CACHE_DIR", s.cache())
+            .output()
+            .expect("pyro");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cli(&["workspace", "exec", &id, "--", "echo", "other"]), "other\n");
+    cli(&["workspace", "stop", &id]);
+    cli(&["workspace", "start", &id]);
+    assert_eq!(s.exec(&id, "echo three"), "three\n", "a fresh session to the new guest");
+    assert_eq!(locked_ports(&sandbox), 1);
+
+    // And this runtime's own reset replaces the guest without a stale session in the way.
+    s.rt.workspace_reset(WorkspaceResetParams {
+        workspace_id: id.clone(),
+        snapshot: "baseline".into(),
+    })
+    .expect("reset");
+    assert_eq!(s.exec(&id, "echo four"), "four\n");
+    s.rt.workspace_delete(&id).expect("delete");
+}

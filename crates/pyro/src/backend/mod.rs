@@ -186,6 +186,14 @@ pub trait Backend: Send + Sync + Debug {
     /// Connect to the agent of a running sandbox.
     fn connect(&self, dir: &Path) -> Result<Box<dyn AgentChannel>, BackendError>;
 
+    /// An identity of the running guest in `dir` that changes when it is restarted (QEMU:
+    /// its pid), so a kept session is only reused with the guest it was opened to.
+    /// `None` (the default) means sessions are not kept.
+    fn instance(&self, dir: &Path) -> Option<u64> {
+        let _ = dir;
+        None
+    }
+
     /// Forward TCP `127.0.0.1:<host_port>` on the host (a free port of at least 1025 when
     /// `None`) to `guest_port` in the running sandbox; returns the host port. Forwards
     /// end with the sandbox. Backends without a guest network (the default) answer

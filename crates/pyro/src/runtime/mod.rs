@@ -13,6 +13,7 @@ pub mod environments;
 mod error;
 pub mod fault;
 pub mod patch;
+mod pool;
 mod review;
 mod secrets;
 pub mod seed;
@@ -79,6 +80,7 @@ pub struct Runtime {
     qemu: Arc<dyn Backend>,
     host: Arc<dyn Backend>,
     vms: Mutex<vm::VmTable>,
+    channels: Arc<pool::ChannelPool>,
 }
 
 impl Runtime {
@@ -86,7 +88,13 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Self {
         let qemu: Arc<dyn Backend> = Arc::new(QemuBackend::new(config.cache_dir.clone()));
         let host: Arc<dyn Backend> = Arc::new(HostCompatBackend::new());
-        Runtime { config, qemu, host, vms: Mutex::new(vm::VmTable::default()) }
+        Runtime {
+            config,
+            qemu,
+            host,
+            vms: Mutex::new(vm::VmTable::default()),
+            channels: Arc::default(),
+        }
     }
 
     /// A runtime configured from the environment.

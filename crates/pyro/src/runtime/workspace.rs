@@ -197,7 +197,8 @@ impl Runtime {
         dir: &WorkspaceDir,
         rec: &WorkspaceRecord,
     ) -> Result<Box<dyn AgentChannel>> {
-        let inner = self.backend(rec.backend).connect(&dir.sandbox())?;
+        let backend = self.backend(rec.backend);
+        let inner = self.channels.connect(backend.as_ref(), &dir.sandbox())?;
         Ok(Box::new(agent::HealthWatch::new(inner, dir.agent_health())))
     }
 
@@ -278,6 +279,7 @@ impl Runtime {
 
     fn remove_workspace(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<()> {
         let backend = self.backend(rec.backend);
+        self.channels.forget(&dir.sandbox());
         if dir.sandbox().exists() {
             backend.destroy(&dir.sandbox())?;
         }
@@ -640,6 +642,7 @@ impl Runtime {
         self.stop_all_services(&dir, &rec);
         self.close_all_shells(&dir, &rec);
         fault::point("stop.services");
+        self.channels.forget(&dir.sandbox());
         self.backend(rec.backend).stop(&dir.sandbox())?;
         fault::point("stop.stopped");
         rec.desired_running = false;
@@ -655,6 +658,7 @@ impl Runtime {
         let backend = self.backend(rec.backend);
         if !backend.is_running(&dir.sandbox()) {
             Self::forget_shells(&dir);
+            self.channels.forget(&dir.sandbox());
             let info = backend.start(&self.spec(&dir, &rec))?;
             let _ = fs::remove_file(dir.agent_health());
             fault::point("start.booted");
@@ -1089,6 +1093,7 @@ impl Runtime {
             .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?;
         let backend = self.backend(rec.backend);
         self.close_all_shells(&dir, &rec);
+        self.channels.forget(&dir.sandbox());
         backend.stop(&dir.sandbox())?;
         // Recorded stopped while the disk is replaced: a reset killed from here on
         // leaves a workspace that says it is stopped (any QEMU it booted is an orphan

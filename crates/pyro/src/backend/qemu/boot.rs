@@ -9,7 +9,7 @@ use super::launch::{self, LaunchConfig};
 use super::layout::{remove_if_exists, SandboxPaths};
 use super::process;
 use super::qmp::QmpClient;
-use pyro_protocol::{Request, PROTOCOL_VERSION};
+use pyro_protocol::{Request, AGENT_PORT_COUNT, PROTOCOL_VERSION};
 use std::time::{Duration, Instant};
 
 /// Environment variable with the boot deadline in seconds.
@@ -183,19 +183,26 @@ fn wait_for_agent(
     let Some(pid) = process::qemu_pid(paths) else {
         return Err(AttemptError::Retry("QEMU exited right after starting".into()));
     };
-    let mut session = loop {
-        match Session::claim_port(paths, 0) {
-            Ok(Some(session)) => break session,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                return Err(AttemptError::Retry(
-                    "agent port 0 stayed locked by another process".into(),
-                ))
-            }
-            Err(e) => {
-                return Err(AttemptError::Retry(format!("cannot connect to agent port 0: {e}")))
+    // Any free port: a long-lived host process may still hold a port lock from a
+    // session to the guest's previous run (the lock files outlive QEMU).
+    let mut session = 'claim: loop {
+        for index in 0..AGENT_PORT_COUNT {
+            match Session::claim_port(paths, index) {
+                Ok(Some(session)) => break 'claim session,
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(AttemptError::Retry(format!(
+                        "cannot connect to agent port {index}: {e}"
+                    )))
+                }
             }
         }
+        if Instant::now() >= deadline {
+            return Err(AttemptError::Retry(
+                "every agent port stayed locked by other processes".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     let mut ids = Vec::new();
     let mut next_hello = Instant::now();

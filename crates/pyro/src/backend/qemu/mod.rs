@@ -494,6 +494,10 @@ impl Backend for QemuBackend {
         Ok(Box::new(self.connect_channel(dir)?))
     }
 
+    fn instance(&self, dir: &Path) -> Option<u64> {
+        self.qemu_pid(dir).and_then(|pid| u64::try_from(pid).ok())
+    }
+
     fn publish_port(
         &self,
         dir: &Path,
