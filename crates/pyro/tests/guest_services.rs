@@ -232,8 +232,16 @@ fn services_in_one_guest_ready_fail_log_stop_and_publish_to_the_host() {
         "sleep 300 & echo $! > /tmp/tree-child.pid; exec sleep 302",
     );
     assert_eq!(start(&rt, tree).state, ServiceState::Running);
-    let child_alive =
-        || exec(&rt, &ws, "kill -0 $(cat /tmp/tree-child.pid) 2>/dev/null && echo alive; true");
+    // The service has no readiness probe, so it may not have written the pid yet (an exec
+    // is one fast process now): wait for the file first.
+    let child_alive = || {
+        exec(
+            &rt,
+            &ws,
+            "for i in $(seq 100); do test -s /tmp/tree-child.pid && break; sleep 0.1; done; \
+             kill -0 $(cat /tmp/tree-child.pid) 2>/dev/null && echo alive; true",
+        )
+    };
     assert_eq!(child_alive(), "alive\n");
     let stopped = rt.service_stop(id(&ws, "tree")).expect("stop");
     assert_eq!(stopped.state, ServiceState::Stopped);
