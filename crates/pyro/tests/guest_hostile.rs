@@ -7,13 +7,14 @@
 //! scripts/setup.
 
 mod common;
+#[path = "common/mcp_stdio.rs"]
+mod mcp_stdio;
 
 use pyro::params::*;
 use pyro::{Runtime, RuntimeConfig};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The takeover, as the issue measured it: kill every agent server (they run as
@@ -86,78 +87,6 @@ fn cli_with_peak_rss(state: &Path, args: &[&str]) -> (bool, String, u64) {
     (output.status.success(), text, peak)
 }
 
-/// A bare MCP client over `pyro mcp serve`'s stdio (newline-delimited JSON-RPC).
-struct Mcp {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next_id: u64,
-}
-
-impl Mcp {
-    fn start(state: &Path) -> Mcp {
-        let mut child = pyro_cli(state)
-            .args(["mcp", "serve"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mcp serve");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut mcp = Mcp { child, stdin, stdout, next_id: 1 };
-        mcp.request(
-            "initialize",
-            json!({
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": { "name": "guest_hostile", "version": "0" }
-            }),
-        );
-        mcp.send(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
-        mcp
-    }
-
-    fn send(&mut self, message: Value) {
-        writeln!(self.stdin, "{message}").expect("write to mcp serve");
-        self.stdin.flush().expect("flush");
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
-        loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).expect("read mcp serve");
-            assert!(n > 0, "mcp serve closed its stdout");
-            let message: Value = serde_json::from_str(&line).expect("json from mcp serve");
-            if message.get("id") == Some(&json!(id)) {
-                return message;
-            }
-        }
-    }
-
-    /// Call a tool: (is_error, text).
-    fn tool(&mut self, name: &str, arguments: Value) -> (bool, String) {
-        let answer = self.request("tools/call", json!({ "name": name, "arguments": arguments }));
-        let result = &answer["result"];
-        let text = result["content"][0]["text"].as_str().unwrap_or_default().to_owned();
-        (result["isError"].as_bool().unwrap_or(false), text)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Mcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn exec_stdout(rt: &Runtime, id: &str, command: &str) -> String {
     let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
     assert_eq!(out.exit_code, 0, "{command}: {}", out.stderr);
@@ -184,7 +113,7 @@ fn a_guest_that_takes_the_agent_ports_over_only_breaks_its_own_workspace() {
     };
     let hostile = create("hostile");
     let bystander = create("bystander");
-    let mut mcp = Mcp::start(state.path());
+    let mut mcp = mcp_stdio::Mcp::start(state.path(), &[]);
     let (is_error, text) =
         mcp.tool("workspace_exec", json!({ "workspace_id": bystander, "command": "echo warm" }));
     assert!(!is_error && text.contains("warm"), "{text}");
