@@ -246,6 +246,36 @@ mod workspace_flow {
     }
 }
 
+mod summary {
+    use super::*;
+
+    #[test]
+    fn summary_prints_pasteable_markdown_and_json_with_the_seed_origin() {
+        let s = Scratch::new();
+        let seed = s.path("seed");
+        std::fs::create_dir_all(&seed).expect("seed dir");
+        std::fs::write(seed.join("a.txt"), "one\n").expect("seed file");
+        let id = s.create(Some(&seed));
+        s.run(&["workspace", "exec", &id, "--", "sh", "-c", "exit 4"]);
+        s.ok(&["workspace", "file", "write", &id, "b.txt", "--text", "two"]);
+        s.ok(&["workspace", "exec", &id, "--", "cat", "b.txt"]);
+        let human = s.ok(&["workspace", "summary", &id]).stdout;
+        assert!(human.starts_with(&format!("### pyro workspace {id}")), "{human}");
+        assert!(human.contains("**passed**"), "{human}");
+        assert!(human.contains("`sh -c 'exit 4'` → exit 4"), "{human}");
+        assert!(human.contains("added b.txt"), "{human}");
+        assert!(human.contains(&format!("pyro workspace logs {id}")), "{human}");
+        let json = s.json(&["workspace", "summary", &id, "--json"]);
+        assert_eq!(json["workspace_id"], id.as_str());
+        assert_eq!(json["origin_kind"], "seed_path");
+        assert_eq!(json["command_count"], 2);
+        assert_eq!(json["text"].as_str(), Some(human.as_str()));
+        let missing = s.run(&["workspace", "summary", "0123456789ab"]);
+        assert_eq!(missing.code, 1);
+        assert!(missing.stderr.contains("does not exist"), "{missing:?}");
+    }
+}
+
 mod persistence {
     use super::*;
 

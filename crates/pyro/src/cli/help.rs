@@ -1,7 +1,7 @@
 //! Help sections generated from library data, so the CLI never restates what the
 //! profiles are: the text comes from [`Profile::instructions`].
 
-use pyro::Profile;
+use pyro::{Mode, Profile};
 
 /// Wrap `text` at `width` columns, indenting every line by `indent` spaces.
 pub fn wrap(text: &str, indent: usize, width: usize) -> String {
@@ -54,10 +54,30 @@ fn profile_advice() -> String {
     )
 }
 
-/// The top-level `pyro --help` epilogue: the MCP profiles and the exit codes.
+fn modes_section() -> String {
+    let mut out = String::new();
+    for mode in Mode::ALL {
+        out.push_str(&format!("  {}\n", mode.name()));
+        out.push_str(&wrap(mode.instructions(), 6, 90));
+    }
+    out
+}
+
+const PROJECT_SOURCE: &str = "Started inside a Git checkout, the server seeds workspace_create \
+    without seed_path from the checkout's Git-tracked files (never ignored or untracked files; \
+    the checkout is only read). --project-path DIR, --repo-url URL [--repo-ref REF] and \
+    --no-project-source change that; `pyro doctor` shows the source it would use and why.";
+
+/// The top-level `pyro --help` epilogue: the daily path, the MCP profiles and the exit codes.
 pub fn top_level_after_help() -> String {
     format!(
-        "MCP profiles (`pyro mcp serve --profile NAME`):\n{}\n{}\n\
+        "Start here (the daily loop with a chat host):\n  \
+         pyro doctor                              check the host: QEMU, KVM/TCG, images, project\n  \
+         pyro prepare debian:12                   warm the machine and prove the workspace loop\n  \
+         pyro run debian:12 -- git --version      one command in a fresh VM\n  \
+         pyro host connect codex --mode repro-fix register `pyro mcp serve` in a chat host\n  \
+         pyro host doctor                         is every host's entry current?\n\n\
+         MCP profiles (`pyro mcp serve --profile NAME`):\n{}\n{}\n\
          Exit codes:\n  \
          0    success\n  \
          1    error (human mode: `error: ...` on stderr; --json: {{\"ok\": false, ...}} on stdout)\n  \
@@ -72,11 +92,15 @@ pub fn top_level_after_help() -> String {
 /// The `pyro mcp serve --help` epilogue.
 pub fn mcp_serve_after_help() -> String {
     format!(
-        "Profiles:\n{}\n{}\nChat host configuration (stdio):\n  \
+        "Profiles:\n{}\n{}\nModes (`--mode NAME`, instead of --profile; each smaller than \
+         workspace-core):\n{}\nProject source:\n{}\n\
+         Chat host configuration (stdio; `pyro host connect HOST` writes it for you):\n  \
          {{\"mcpServers\": {{\"pyro\": {{\n    \"command\": \"pyro\",\n    \
          \"args\": [\"mcp\", \"serve\"]\n  }}}}}}\n",
         profiles_section(),
         wrap(&profile_advice(), 0, 90),
+        modes_section(),
+        wrap(PROJECT_SOURCE, 2, 90),
     )
 }
 
@@ -98,6 +122,11 @@ mod tests {
         }
         assert!(help.contains("workspace-core (default) (recommended for chat hosts)"));
         assert!(help.contains("workspace-full (explicit opt-in)"));
+        for mode in Mode::ALL {
+            assert!(help.contains(&format!("  {}\n", mode.name())), "{mode}");
+        }
+        assert!(help.contains("Git-tracked files"));
+        assert!(top_level_after_help().contains("pyro prepare debian:12"));
         let first_words: String =
             Profile::VmRun.instructions().split_whitespace().take(4).collect::<Vec<_>>().join(" ");
         assert!(top_level_after_help().contains(&first_words));
