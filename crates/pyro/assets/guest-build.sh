@@ -43,7 +43,7 @@ readonly HOST_PACKAGES=(qemu-system-x86 qemu-utils busybox-static cpio lz4 zstd 
   ca-certificates)
 # Wanted guest modules, in load order. Their modinfo "depends=" are resolved too (dependencies first).
 readonly GUEST_MODULES=(virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci virtio_console
-  failover net_failover virtio_net virtio_blk)
+  failover net_failover virtio_net virtio_blk virtio_balloon)
 KERNEL_META=${PYRO_KERNEL_META:-linux-image-cloud-amd64}
 INITRD_COMPRESS=${PYRO_INITRD_COMPRESS:-none}
 HEADROOM_MB=${PYRO_ROOTFS_HEADROOM_MB:-2048}

@@ -338,6 +338,14 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
             .into(),
         );
     }
+    if config.memory_file.is_none() {
+        // The guest hands freed memory back (free page reporting), so a used, idle guest
+        // shrinks again. Not with RAM in a file: QEMU 7.2 discards reported pages of a
+        // file-backed RAM block with fallocate(PUNCH_HOLE) even when the mapping is
+        // private, which would zero those pages in the template every clone maps.
+        args.push("-device".into());
+        args.push("virtio-balloon-pci,free-page-reporting=on".into());
+    }
     if config.network.enabled {
         args.push("-netdev".into());
         args.push(netdev_value(config.network).into());
@@ -604,7 +612,8 @@ mod tests {
                 "virtio-blk-pci,drive=root",
                 "virtio-serial-pci,id=vs0",
                 "virtserialport,bus=vs0.0,chardev=agent0,name=org.pyro.agent.0",
-                "virtserialport,bus=vs0.0,chardev=agent1,name=org.pyro.agent.1"
+                "virtserialport,bus=vs0.0,chardev=agent1,name=org.pyro.agent.1",
+                "virtio-balloon-pci,free-page-reporting=on"
             ]
         );
         assert!(value_after(&args, "-netdev").is_empty(), "no NIC at all when offline");
