@@ -6,7 +6,7 @@
 //! - a workspace directory without `workspace.json`, or whose record is still marked
 //!   creating, whose lock is free: the create that made it died (a live create holds the
 //!   lock until it finishes; see `state.rs`, "Crash safety");
-//! - a QEMU whose `-pidfile` lies in this state directory and whose workspace is gone,
+//! - a QEMU whose sandbox directory (`-name pyro:<dir>`) lies in this state directory and whose workspace is gone,
 //!   half-made, or recorded stopped with its lock free (a reset or start killed after it
 //!   booted a guest); a one-shot VM's QEMU whose owning process is gone;
 //! - snapshot archives without their `.json` (a snapshot killed between the two writes)
@@ -44,8 +44,11 @@ impl SweepReport {
     }
 }
 
-/// Every process whose command line carries `-pidfile <path>`: `(pid, path)`.
+/// Every QEMU that names its sandbox directory on its command line: `(pid, sandbox
+/// dir)`, from `-name pyro:<dir>` (how pyro starts QEMU, `launch::identity_arg`) or an
+/// absolute `-pidfile <dir>/qemu.pid` (older launches).
 fn qemu_processes() -> Vec<(u32, PathBuf)> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -53,9 +56,20 @@ fn qemu_processes() -> Vec<(u32, PathBuf)> {
         };
         let Ok(raw) = fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-        if let Some(w) = args.windows(2).find(|w| w[0] == b"-pidfile") {
-            use std::os::unix::ffi::OsStrExt;
-            out.push((pid, PathBuf::from(std::ffi::OsStr::from_bytes(w[1]))));
+        let named = args.windows(2).find_map(|w| {
+            let dir = w[1].strip_prefix(b"pyro:").filter(|_| w[0] == b"-name")?;
+            Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
+        });
+        let pidfile = args.windows(2).find_map(|w| {
+            let path = Path::new(std::ffi::OsStr::from_bytes(w[1]));
+            if w[0] == b"-pidfile" && path.is_absolute() {
+                path.parent().map(Path::to_path_buf)
+            } else {
+                None
+            }
+        });
+        if let Some(dir) = named.or(pidfile) {
+            out.push((pid, dir));
         }
     }
     out
@@ -137,12 +151,12 @@ impl Runtime {
     fn sweep_qemus(&self, remove: bool, report: &mut SweepReport) {
         let state_dir =
             self.config.state_dir.canonicalize().unwrap_or(self.config.state_dir.clone());
-        for (pid, pidfile) in qemu_processes() {
-            let Ok(rest) = pidfile.strip_prefix(&state_dir) else { continue };
+        for (pid, sandbox) in qemu_processes() {
+            let Ok(rest) = sandbox.strip_prefix(&state_dir) else { continue };
             let parts: Vec<String> =
                 rest.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
             let why = match parts.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                ["workspaces", id, "sandbox", "qemu.pid"] => {
+                ["workspaces", id, "sandbox"] => {
                     let dir = WorkspaceDir::new(&self.config.state_dir, id);
                     match state::read_json::<WorkspaceRecord>(&dir.record()) {
                         Err(_) if !dir.root.exists() => Some(format!("workspace {id} is gone")),
@@ -157,7 +171,7 @@ impl Runtime {
                         Ok(_) => None,
                     }
                 }
-                ["vms", id, "sandbox", "qemu.pid"] => {
+                ["vms", id, "sandbox"] => {
                     let vm = self.config.state_dir.join("vms").join(id);
                     let owner = fs::read_to_string(vm.join("owner.pid"))
                         .ok()
@@ -165,7 +179,8 @@ impl Runtime {
                     (!owner.is_some_and(|o| Path::new(&format!("/proc/{o}")).exists()))
                         .then(|| format!("the process that ran vm {id} is gone"))
                 }
-                _ => Some("no workspace or vm of this state directory owns it".into()),
+                // Not a layout this build makes: not ours to judge.
+                _ => None,
             };
             if let Some(why) = why {
                 report.orphan_qemus.push(format!("{pid} ({why})"));
