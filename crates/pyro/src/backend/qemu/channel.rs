@@ -214,6 +214,7 @@ impl Session {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(|e| BackendError::io(format!("cannot open {}", lock_path.display()), e))?;
         if !try_flock(&lock)

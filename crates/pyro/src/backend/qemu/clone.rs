@@ -28,6 +28,7 @@ use super::super::{BackendError, SandboxSpec};
 use super::assets::{BootAssets, EnvironmentAssets};
 use super::boot;
 use super::channel::{AgentHello, QemuChannel, Session};
+use super::confine;
 use super::launch::{self, LaunchConfig, MemoryFile};
 use super::layout::{remove_if_exists, SandboxPaths};
 use super::process;
@@ -87,8 +88,7 @@ impl<'a> Machine<'a> {
             agent_ports: AGENT_PORT_COUNT,
             memory_file,
             incoming,
-            rootfs: None,
-            credentials: None,
+            credentials: confine::qemu_identity().credentials(),
             cgroup_procs: Vec::new(),
         }
     }
@@ -333,7 +333,12 @@ fn save_state(paths: &SandboxPaths, state: &Path) -> Result<(), BackendError> {
     let mut qmp = QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT)?;
     ignore_shared(&mut qmp)?;
     qmp.execute("stop", None)?;
-    let file = File::create(state)
+    // The build dir belongs to the QEMU user: never follow a name it left there.
+    remove_if_exists(state)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(state)
         .map_err(|e| BackendError::io(format!("cannot create {}", state.display()), e))?;
     qmp.pass_fd(STATE_FD, file.as_fd())?;
     qmp.execute("migrate", Some(json!({ "uri": format!("fd:{STATE_FD}") })))?;
@@ -402,7 +407,12 @@ fn restore_and_greet(
     let mut qmp = QmpClient::connect(&paths.qmp_socket(), QMP_TIMEOUT)
         .map_err(|e| CloneFailure { reason: e.to_string(), template_broken: false })?;
     ignore_shared(&mut qmp).map_err(broken)?;
-    let state = File::open(build.state()).map_err(|e| CloneFailure {
+    let state = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().read(true),
+        libc::O_NOFOLLOW,
+    )
+    .open(build.state())
+    .map_err(|e| CloneFailure {
         reason: format!("cannot open {}: {e}", build.state().display()),
         template_broken: true,
     })?;

@@ -63,6 +63,7 @@ pub fn drain(
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(paths.console_lock())
         .map_err(|e| io_err("open console lock", e))?;
     lock.lock().map_err(|e| io_err("lock console", e))?;

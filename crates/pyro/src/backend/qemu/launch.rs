@@ -16,6 +16,7 @@
 
 use super::super::{BackendError, NetworkSpec};
 use super::accel::accel_args;
+use super::confine::{self, BackingImage};
 use super::layout::{remove_if_exists, SandboxPaths, CONSOLE_LOG, DISK_FILE, PID_FILE, QMP_SOCKET};
 use super::process;
 use super::qmp::QmpClient;
@@ -137,11 +138,9 @@ pub struct LaunchConfig<'a> {
     pub memory_file: Option<MemoryFile<'a>>,
     /// Start paused, waiting for `migrate-incoming` (`-incoming defer`): a clone.
     pub incoming: bool,
-    /// The overlay's base image, given to QEMU as an inherited file instead of the path
-    /// in the overlay's header (which QEMU could not open under another uid). `None`
-    /// leaves the header's path to QEMU.
-    pub rootfs: Option<&'a Path>,
-    /// Run QEMU as this user and group (pyro must be root); `None`: pyro's own.
+    /// Run QEMU as this user and group (pyro must be root); `None`: pyro's own. Under
+    /// another user QEMU gets every backing image and the RAM file as inherited files
+    /// (see `confine.rs`).
     pub credentials: Option<Credentials>,
     /// `cgroup.procs` files QEMU joins before it starts.
     pub cgroup_procs: Vec<PathBuf>,
@@ -157,16 +156,19 @@ pub struct MemoryFile<'a> {
     pub shared: bool,
 }
 
-/// The names QEMU opens its read-only inputs by: paths, or `/proc/self/fd/<n>` of
-/// files pyro opened for it.
+/// The names QEMU opens its inputs outside the sandbox dir by: paths, or
+/// `/proc/self/fd/<n>` of files pyro opened for it.
 #[derive(Debug, Clone)]
 pub struct InputFiles {
     /// The kernel.
     pub kernel: PathBuf,
     /// The initramfs.
     pub initrd: PathBuf,
-    /// The overlay's base image, when it is given explicitly.
-    pub rootfs: Option<PathBuf>,
+    /// The disk's backing chain, nearest first, when it is given explicitly (empty:
+    /// QEMU follows the paths in the image headers).
+    pub backing: Vec<BackingImage>,
+    /// The RAM file, when there is one.
+    pub memory: Option<PathBuf>,
 }
 
 impl InputFiles {
@@ -175,7 +177,8 @@ impl InputFiles {
         InputFiles {
             kernel: config.kernel.to_path_buf(),
             initrd: config.initrd.to_path_buf(),
-            rootfs: config.rootfs.map(Path::to_path_buf),
+            backing: Vec::new(),
+            memory: config.memory_file.map(|m| m.path.to_path_buf()),
         }
     }
 }
@@ -283,7 +286,7 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
         args.push("-object".into());
         let mut object =
             OsString::from(format!("memory-backend-file,id=mem0,size={}M,", config.mem_mib));
-        object.push(opt_path("mem-path=", memory.path));
+        object.push(opt_path("mem-path=", files.memory.as_deref().unwrap_or(memory.path)));
         object.push(if memory.shared { ",share=on" } else { ",share=off" });
         args.push(object);
     }
@@ -311,9 +314,11 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
     args.push("-drive".into());
     let mut drive =
         OsString::from(format!("file={DISK_FILE},if=none,id=root,format=qcow2,cache=writeback"));
-    if let Some(rootfs) = &files.rootfs {
-        drive.push(",backing.driver=raw,backing.read-only=on");
-        drive.push(opt_path(",backing.file.filename=", rootfs));
+    let mut prefix = String::from(",");
+    for image in &files.backing {
+        prefix.push_str("backing.");
+        drive.push(format!("{prefix}driver={}{prefix}read-only=on", image.format));
+        drive.push(opt_path(&format!("{prefix}file.filename="), &image.path));
     }
     args.push(drive);
     args.extend(
@@ -417,15 +422,45 @@ fn open_input(path: &Path, what: &str) -> Result<File, BackendError> {
     })
 }
 
-/// Create (truncate) a file in the sandbox dir that QEMU's supervisor writes to.
+/// Create a fresh file in the sandbox dir that QEMU (or its supervisor) writes to. The
+/// sandbox dir may belong to the QEMU user, so an old name is removed and the new file
+/// made with O_EXCL: a symlink left there is never followed.
 fn create_output(path: &Path) -> Result<File, BackendError> {
+    remove_if_exists(path)?;
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| BackendError::io(format!("cannot create {}", path.display()), e))
+}
+
+/// Open (a template: create) the RAM file for QEMU under `credentials`. QEMU reopens
+/// it read-write through `/proc/self/fd/<n>`, which checks the file's own permissions,
+/// so it must belong to the QEMU user.
+fn open_memory_file(
+    memory: MemoryFile<'_>,
+    credentials: Credentials,
+) -> Result<File, BackendError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(memory.shared)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(memory.path)
+        .map_err(|e| BackendError::io(format!("cannot open {}", memory.path.display()), e))?;
+    if memory.shared {
+        std::os::unix::fs::fchown(&file, Some(credentials.uid), Some(credentials.gid)).map_err(
+            |e| {
+                BackendError::io(
+                    format!("cannot give {} to the QEMU user", memory.path.display()),
+                    e,
+                )
+            },
+        )?;
+    }
+    Ok(file)
 }
 
 fn fd_path(file: &File) -> PathBuf {
@@ -474,12 +509,27 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
     let started = Instant::now();
     let kernel = open_input(config.kernel, "the guest kernel")?;
     let initrd = open_input(config.initrd, "the guest initramfs")?;
-    let rootfs = config.rootfs.map(|p| open_input(p, "the environment image")).transpose()?;
-    let files = InputFiles {
+    let mut files = InputFiles {
         kernel: fd_path(&kernel),
         initrd: fd_path(&initrd),
-        rootfs: rootfs.as_ref().map(fd_path),
+        backing: Vec::new(),
+        memory: None,
     };
+    let mut inherit = vec![kernel, initrd];
+    if let Some(credentials) = config.credentials {
+        // QEMU cannot walk to these under its own uid: it gets them open.
+        confine::hand_over_sandbox(paths, credentials)?;
+        for image in confine::backing_chain(&paths.disk())? {
+            let file = open_input(&image.path, "a backing image of the disk")?;
+            files.backing.push(BackingImage { format: image.format, path: fd_path(&file) });
+            inherit.push(file);
+        }
+        if let Some(memory) = config.memory_file {
+            let file = open_memory_file(memory, credentials)?;
+            files.memory = Some(fd_path(&file));
+            inherit.push(file);
+        }
+    }
     let mut cgroup_procs = Vec::new();
     for procs in &config.cgroup_procs {
         cgroup_procs.push(
@@ -489,7 +539,6 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
                 .map_err(|e| BackendError::io(format!("cannot open {}", procs.display()), e))?,
         );
     }
-    remove_if_exists(&paths.qemu_exit())?;
     let command = DetachedCommand {
         program: qemu_binary(),
         args: qemu_args(config, &files),
@@ -497,7 +546,7 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
         log: create_output(&paths.qemu_log())?,
         exit_file: create_output(&paths.qemu_exit())?,
         cgroup_procs,
-        inherit: [Some(kernel), Some(initrd), rootfs].into_iter().flatten().collect(),
+        inherit,
         credentials: config.credentials,
     };
     let pid = spawn::spawn_detached(&command).map_err(|e| match e {
@@ -560,7 +609,6 @@ mod tests {
             agent_ports: 2,
             memory_file: None,
             incoming: false,
-            rootfs: Some(Path::new("/c/env/rootfs.ext4")),
             credentials: None,
             cgroup_procs: Vec::new(),
         }
@@ -595,8 +643,7 @@ mod tests {
         assert_eq!(value_after(&args, "-append"), [KERNEL_CMDLINE]);
         assert_eq!(
             value_after(&args, "-drive"),
-            ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback,backing.driver=raw,\
-              backing.read-only=on,backing.file.filename=/c/env/rootfs.ext4"]
+            ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback"]
         );
         assert_eq!(
             value_after(&args, "-chardev"),
@@ -640,20 +687,34 @@ mod tests {
         let dir = PathBuf::from(format!("/w/a,b/{}", "x".repeat(110)));
         let paths = SandboxPaths::from_canonical(dir.clone());
         let network = NetworkSpec::default();
-        let mut config = config(&paths, &network, Accel::Tcg);
-        let odd_base = PathBuf::from("/c/a,b/rootfs.ext4");
-        config.rootfs = Some(&odd_base);
+        let config = config(&paths, &network, Accel::Tcg);
         let args = args_of(&config);
         assert_eq!(value_after(&args, "-name")[0], format!("pyro:/w/a,,b/{}", "x".repeat(110)));
         let drive = value_after(&args, "-drive")[0];
-        assert!(drive.starts_with("file=disk.qcow2,"), "{drive}");
-        assert!(drive.ends_with(",backing.file.filename=/c/a,,b/rootfs.ext4"), "{drive}");
+        assert_eq!(drive, "file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback");
         assert_eq!(value_after(&args, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
         assert_eq!(value_after(&args, "-chardev")[0], "file,id=console,path=console.log");
         assert!(value_after(&args, "-chardev")[1].contains("path=agent-0.sock,"));
-        config.rootfs = None;
-        let drive = args_of(&config);
-        assert!(!value_after(&drive, "-drive")[0].contains("backing"), "the header's path");
+    }
+
+    #[test]
+    fn an_explicit_backing_chain_nests_and_escapes() {
+        let paths = SandboxPaths::from_canonical(PathBuf::from("/w"));
+        let network = NetworkSpec::default();
+        let config = config(&paths, &network, Accel::Tcg);
+        let mut files = InputFiles::paths(&config);
+        files.backing = vec![
+            BackingImage { format: "qcow2".into(), path: "/proc/self/fd/7".into() },
+            BackingImage { format: "raw".into(), path: "/c/a,b".into() },
+        ];
+        let args = strings(&qemu_args(&config, &files));
+        assert_eq!(
+            value_after(&args, "-drive"),
+            ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback,\
+              backing.driver=qcow2,backing.read-only=on,backing.file.filename=/proc/self/fd/7,\
+              backing.backing.driver=raw,backing.backing.read-only=on,\
+              backing.backing.file.filename=/c/a,,b"]
+        );
     }
 
     #[test]

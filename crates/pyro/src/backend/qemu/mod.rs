@@ -30,6 +30,7 @@ pub mod assets;
 mod boot;
 pub mod channel;
 mod clone;
+pub mod confine;
 pub mod console;
 pub mod disk;
 pub mod launch;
@@ -179,8 +180,7 @@ impl QemuBackend {
             agent_ports: AGENT_PORT_COUNT,
             memory_file: None,
             incoming: false,
-            rootfs: None,
-            credentials: None,
+            credentials: confine::qemu_identity().credentials(),
             cgroup_procs: Vec::new(),
         };
         launch::validate(&config)?;

@@ -168,7 +168,12 @@ impl VmRecord {
             .map_err(|e| BackendError::Protocol(format!("cannot encode vm.json: {e}")))?;
         bytes.push(b'\n');
         let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
+            // The sandbox dir may belong to the QEMU user: never follow a name it left.
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)

@@ -448,7 +448,12 @@ impl TemplateSlot {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
+        // A build dir belongs to the QEMU user while it boots: never follow a name it left.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
