@@ -274,3 +274,41 @@ fn doctor_reports_the_project_source_and_bad_choices_fail_fast() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
+
+#[tokio::test]
+async fn sdk_servers_take_a_mode_and_a_project_and_report_an_unusable_one_on_create() {
+    use pyro::project::{OriginKind, ProjectSourceChoice};
+    use pyro::{Mode, Pyro, RuntimeConfig, ServerOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("p");
+    messy_checkout(&repo);
+    let state = tempfile::tempdir().expect("state");
+    let pyro = Pyro::with_config(RuntimeConfig {
+        state_dir: state.path().to_path_buf(),
+        cache_dir: state.path().join("cache"),
+    });
+    let options = ServerOptions::new(Mode::ReproFix)
+        .with_project(ProjectSourceChoice::ProjectPath(repo.clone()))
+        .with_environment("debian:12-base");
+    let server = pyro.try_create_server(options).expect("project resolves");
+    assert_eq!(server.project().map(|p| p.origin_kind()), Some(OriginKind::ProjectPath));
+    assert_eq!(server.profile(), None);
+    let create = server.tools().into_iter().find(|t| t.name == "workspace_create").expect("tool");
+    assert!(create.description.as_deref().unwrap_or_default().contains("Git-tracked files"));
+
+    let missing = ServerOptions::new(Mode::Inspect)
+        .with_project(ProjectSourceChoice::ProjectPath(dir.path().join("gone")));
+    assert!(pyro.try_create_server(missing.clone()).is_err(), "try_ fails at once");
+    let lenient = pyro.create_server(missing);
+    let create = lenient.tools().into_iter().find(|t| t.name == "workspace_create").expect("tool");
+    assert!(create.description.as_deref().unwrap_or_default().contains("unavailable"));
+    let result = lenient
+        .call(
+            "workspace_create",
+            serde_json::Map::from_iter([("environment".into(), json!("debian:12"))]),
+        )
+        .await;
+    assert_eq!(result.is_error, Some(true));
+    let text = format!("{:?}", result.content);
+    assert!(text.contains("--project-path") && text.contains("seed_path"), "{text}");
+}
