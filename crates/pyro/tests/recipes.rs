@@ -91,6 +91,8 @@ fn private_cache(into: &Path) -> PathBuf {
     let cache = into.join("cache");
     let status = Command::new("cp").arg("-al").arg(&shared).arg(&cache).status().expect("cp runs");
     assert!(status.success(), "cp -al {}", shared.display());
+    // Start cold whatever the shared cache has proven before.
+    let _ = fs::remove_dir_all(cache.join("daily-loop"));
     cache
 }
 
@@ -112,6 +114,11 @@ fn pyro_json(cache: &Path, state: &Path, home: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
+fn doctor_note(cache: &Path, state: &Path, home: &Path, env: &str) -> String {
+    let doctor = pyro_json(cache, state, home, &["doctor", "--environment", env, "--json"]);
+    doctor["daily_loop"]["notes"].to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daily_loop_doctor_prepare_connect_serve_and_reset_as_the_retry() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -128,6 +135,15 @@ async fn daily_loop_doctor_prepare_connect_serve_and_reset_as_the_retry() {
     assert_eq!(prepared["action"], "proved", "{prepared}");
     assert_eq!(prepared["status"]["state"], "warm");
     assert!(prepared["manifest"]["guest_kernel"].as_str().unwrap_or_default().starts_with("6."));
+    let timings = &prepared["manifest"]["timings"];
+    for key in ["create_boot", "reset_boot"] {
+        let boot = timings[key].as_str().unwrap_or_default();
+        assert!(boot == "cold" || boot == "clone", "{key}: {timings}");
+    }
+    if timings["reset_boot"] == "cold" {
+        let note = doctor_note(&cache, state.path(), &home, env);
+        assert!(note.contains("boot cold"), "a cold reset is explained: {note}");
+    }
     let manifest_path = PathBuf::from(prepared["manifest_path"].as_str().expect("path"));
     assert!(manifest_path.starts_with(&cache), "the manifest lives in the cache");
     let listed = pyro_json(&cache, state.path(), &home, &["workspace", "list", "--json"]);

@@ -56,10 +56,13 @@ pub struct DailyLoopTimings {
     pub delete_ms: u64,
     /// How the create started the guest: `cold` (which also makes the environment's
     /// template) or `clone` (from a template).
+    #[serde(default)]
     pub create_boot: Option<String>,
     /// How the reset started it; `clone` proves the template is warm.
+    #[serde(default)]
     pub reset_boot: Option<String>,
     /// Why the reset still booted cold (the template could not be made or used).
+    #[serde(default)]
     pub reset_cold_reason: Option<String>,
 }
 
@@ -107,6 +110,10 @@ pub struct DailyLoopStatus {
     pub prepared_at: Option<f64>,
     /// What to run next, when not warm.
     pub fix: Option<String>,
+    /// Facts that do not change the state, such as why the proof's reset booted cold
+    /// instead of cloning a template.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Result of `pyro prepare`.
@@ -204,6 +211,12 @@ impl Runtime {
             }
         };
         let fix = (state != DailyLoopState::Warm).then(|| format!("pyro prepare {environment}"));
+        let notes = manifest
+            .as_ref()
+            .and_then(|m| m.timings.reset_cold_reason.clone())
+            .map(|r| format!("guests boot cold instead of cloning a template: {r}"))
+            .into_iter()
+            .collect();
         Ok(DailyLoopStatus {
             environment: environment.to_string(),
             state,
@@ -211,6 +224,7 @@ impl Runtime {
             manifest_path: path.display().to_string(),
             prepared_at: manifest.map(|m| m.prepared_at),
             fix,
+            notes,
         })
     }
 

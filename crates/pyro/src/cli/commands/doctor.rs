@@ -125,6 +125,9 @@ fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
         if let Some(fix) = &d.fix {
             writeln!(w, "  fix: {fix}")?;
         }
+        for note in &d.notes {
+            writeln!(w, "  note: {note}")?;
+        }
     }
     if r.issues.is_empty() {
         writeln!(w, "Issues: none")?;
