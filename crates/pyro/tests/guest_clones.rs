@@ -272,3 +272,29 @@ fn a_long_lived_runtime_keeps_one_session_and_follows_restarts_by_other_processe
     assert_eq!(s.exec(&id, "echo four"), "four\n");
     s.rt.workspace_delete(&id).expect("delete");
 }
+
+#[test]
+fn concurrent_first_creates_of_one_key_all_get_working_guests() {
+    let s = Setup::new();
+    let made: Vec<pyro::results::Workspace> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3).map(|_| scope.spawn(|| s.create())).collect();
+        handles.into_iter().map(|h| h.join().expect("create thread")).collect()
+    });
+    for ws in &made {
+        // One of them made the template under the lock; the others waited and cloned
+        // it (or, had the wait been too long, booted cold): every one works.
+        assert!(matches!(boot_of(ws), "clone" | "cold"), "{:?}", ws.metadata);
+        assert_eq!(s.exec(&ws.workspace_id, "echo up"), "up\n");
+    }
+    assert!(made.iter().any(|ws| boot_of(ws) == "clone"), "nobody cloned");
+    assert_eq!(s.current_builds().len(), 1, "one template for the key, not one per create");
+    let builds = std::fs::read_dir(s.cache().join("templates"))
+        .expect("templates")
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .count();
+    assert_eq!(builds, 1, "no half-made or duplicate template builds left");
+    for ws in &made {
+        s.rt.workspace_delete(&ws.workspace_id).expect("delete");
+    }
+}
