@@ -48,6 +48,11 @@ fn messy_checkout(root: &Path) {
     big.set_len(600 * 1024 * 1024).expect("sparse");
     fs::set_permissions(root.join("target/debug/huge.bin"), fs::Permissions::from_mode(0o000))
         .expect("chmod");
+    // Tracked symlinks: one inside (kept), two pointing out (left out of the seed).
+    std::os::unix::fs::symlink("README.md", root.join("readme-link")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", root.join("passwd-link")).expect("symlink");
+    std::os::unix::fs::symlink("../../outside", root.join("src/up-link")).expect("symlink");
+    git(root, &["add", "readme-link", "passwd-link", "src/up-link"]);
 }
 
 async fn serve(cwd: &Path, state: &Path, tmp: &Path, args: &[&str]) -> Client {
@@ -126,6 +131,13 @@ async fn a_checkout_seeds_only_tracked_files_and_is_never_modified() {
         ["./.gitignore", "./README.md", "./src/lib.rs", "./staged.txt"],
         "tracked + staged only, never untracked or ignored"
     );
+    let links = ok(call(
+        &client,
+        "workspace_exec",
+        json!({"workspace_id": id, "command": "find . -type l | sort"}),
+    )
+    .await);
+    assert_eq!(links["stdout"], "./readme-link\n", "only the link that stays inside");
     let lib =
         ok(call(&client, "workspace_file_read", json!({"workspace_id": id, "path": "src/lib.rs"}))
             .await);
@@ -267,6 +279,8 @@ fn doctor_reports_the_project_source_and_bad_choices_fail_fast() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--project-path /nonexistent/project"), "{stderr}");
+    assert!(stderr.contains("--no-project-source"), "says what to do next: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     let out = pyro(dir.path(), &["mcp", "serve", "--repo-url", "file:///nonexistent/repo.git"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("git clone"));

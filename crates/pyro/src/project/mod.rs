@@ -284,6 +284,30 @@ impl ProjectSource {
         }
     }
 
+    /// Whether the tracked symlink `rel` points inside the project (lexically). Links
+    /// that point outside (absolute, or up past the root) are left out of the seed
+    /// instead of failing it: the guest could not follow them anyway.
+    fn link_stays_inside(&self, rel: &str) -> bool {
+        let Ok(target) = std::fs::read_link(self.root.join(rel)) else { return true };
+        if target.is_absolute() {
+            tracing::info!(path = rel, "project source: skipping a symlink to an absolute path");
+            return false;
+        }
+        let mut depth: i64 = Path::new(rel).components().count() as i64 - 1;
+        for c in target.components() {
+            match c {
+                std::path::Component::ParentDir => depth -= 1,
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                tracing::info!(path = rel, "project source: skipping a symlink out of the project");
+                return false;
+            }
+        }
+        true
+    }
+
     /// Pack the source into a seed. Reads the project; never writes it.
     pub fn materialize(&self) -> Result<Seed, ProjectSourceError> {
         let read_error =
@@ -292,6 +316,7 @@ impl ProjectSource {
             let paths: Vec<String> = git::tracked_files(&self.root)?
                 .into_iter()
                 .filter(|e| e.mode != "160000")
+                .filter(|e| e.mode != "120000" || self.link_stays_inside(&e.path))
                 .map(|e| e.path)
                 .collect();
             archive::pack_selected(&self.root, &paths).map_err(|e| read_error(e.to_string()))?.0

@@ -44,8 +44,13 @@ pub async fn run(cmd: McpCommand) -> Result<ExitCode, CliError> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not sweep leftovers"),
             }
-            let server =
-                Pyro::from_env().try_create_server(options).map_err(PyroError::ProjectSource)?;
+            let server = Pyro::from_env().try_create_server(options).map_err(|e| {
+                CliError::Invalid(format!(
+                    "{}; fix it, or start the server with --project-path DIR, --repo-url URL \
+                     or --no-project-source",
+                    PyroError::ProjectSource(e)
+                ))
+            })?;
             // stdout carries the protocol; logs go to stderr (see main.rs).
             match server.project() {
                 Some(p) => tracing::info!(
