@@ -628,7 +628,7 @@ mod tests {
         let network = NetworkSpec::default();
         let args = args_of(&config(&paths, &network, Accel::Tcg));
         let joined = args.join(" ");
-        assert!(joined.starts_with("-M q35 -accel tcg -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -no-reboot"), "{joined}");
+        assert!(joined.starts_with("-M q35 -accel tcg,tb-size=64 -cpu max -m 512 -smp 2 -nodefaults -no-user-config -display none -no-reboot"), "{joined}");
         assert!(!joined.contains("-daemonize"), "pyro detaches QEMU itself");
         assert_eq!(
             value_after(&args, "-sandbox"),
