@@ -281,6 +281,27 @@ fn codex_toml_is_edited_in_place_keeping_comments_and_other_servers() {
     ]);
     assert_eq!(doctor["hosts"][0]["status"], "current", "{doctor}");
     assert!(doctor["hosts"][0]["warnings"].to_string().contains("not on PATH"));
+    // The registered project goes away: doctor explains why the server would not start.
+    let moved = h.path("src/moved");
+    fs::rename(&project, &moved).expect("move the project");
+    let doctor = h.json(&[
+        "host",
+        "doctor",
+        "codex",
+        "--mode",
+        "repro-fix",
+        "--project-path",
+        &canonical,
+        "--environment",
+        "debian:12-build",
+        "--json",
+    ]);
+    let warnings = doctor["hosts"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("does not exist") && warnings.contains("--no-project-source"),
+        "{warnings}"
+    );
+    fs::rename(&moved, &project).expect("move it back");
     // Without the flags the canonical command differs: drifted, and says what.
     let doctor = h.json(&["host", "doctor", "codex", "--json"]);
     assert_eq!(doctor["hosts"][0]["status"], "drifted");

@@ -306,6 +306,29 @@ pub fn drift(expected: &ServeCommand, configured: &ConfiguredServer) -> Vec<Stri
     out
 }
 
+/// Problems of the registered flags that would make the server fail at startup: a
+/// `--project-path` that is gone, an unknown `--environment`.
+fn flag_problems(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    if let Some(dir) = value("--project-path") {
+        if !Path::new(dir).is_dir() {
+            out.push(format!(
+                "--project-path {dir} does not exist, so the server will not start; connect \
+                 again with another --project-path, --repo-url or --no-project-source"
+            ));
+        }
+    }
+    if let Some(env) = value("--environment") {
+        if crate::runtime::EnvironmentCatalog::require_known(env).is_err() {
+            out.push(format!(
+                "--environment {env} is not a known environment (see `pyro env list`)"
+            ));
+        }
+    }
+    out
+}
+
 /// Check one host.
 pub fn doctor(
     env: &HostEnv,
@@ -339,6 +362,7 @@ pub fn doctor(
                 c.command
             ));
         }
+        warnings.extend(flag_problems(&c.args));
     }
     Ok(HostDoctorEntry {
         host,
