@@ -235,6 +235,20 @@ pub trait Backend: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// How the running sandbox in `dir` is confined (metadata entries, e.g.
+    /// `confinement_seccomp`); empty when the backend has nothing to say.
+    fn confinement(&self, dir: &Path) -> BTreeMap<String, String> {
+        let _ = dir;
+        BTreeMap::new()
+    }
+
+    /// Why the sandbox in `dir` stopped when nobody stopped it (e.g. "QEMU was killed by
+    /// SIGSYS: ..."), when the backend knows.
+    fn exit_reason(&self, dir: &Path) -> Option<String> {
+        let _ = dir;
+        None
+    }
+
     /// Write the root disk of the stopped sandbox in `dir` to `output` as a raw file
     /// system image (`output` must not exist yet). Backends without a disk image (the
     /// default) answer [`BackendError::Unsupported`].

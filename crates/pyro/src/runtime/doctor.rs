@@ -26,6 +26,52 @@ pub struct KvmInfo {
     pub module: Option<String>,
 }
 
+/// How guests are confined on this host (see docs/security.md, "Confinement").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConfinementReport {
+    /// QEMU's seccomp filter (`-sandbox ...`), always on.
+    pub seccomp: String,
+    /// Who QEMU runs as.
+    pub qemu_user: String,
+    /// The uid QEMU runs as.
+    pub qemu_uid: u32,
+    /// Whether QEMU runs as root (pyro is root and the QEMU user is missing).
+    pub qemu_runs_as_root: bool,
+    /// The cgroup limits, or why guests have none.
+    pub cgroup: String,
+    /// Whether each guest gets its own cgroup.
+    pub cgroup_limits: bool,
+}
+
+/// What `doctor` says about confinement; problems go to `issues`.
+fn confinement_report(issues: &mut Vec<Issue>) -> ConfinementReport {
+    let identity = qemu::confine::qemu_identity();
+    if let qemu::confine::QemuIdentity::Root { reason } = &identity {
+        issues.push(Issue {
+            problem: format!(
+                "QEMU runs as root ({reason}): a guest that escapes QEMU owns the host"
+            ),
+            fix: "run scripts/setup (creates the system user pyro-qemu), or set PYRO_QEMU_USER"
+                .into(),
+        });
+    }
+    let cgroup = qemu::cgroup::doctor_check();
+    if let Err(reason) = &cgroup {
+        issues.push(Issue {
+            problem: reason.clone(),
+            fix: "run pyro as root on a host with cgroup v2 (cpu, memory, pids) or v1 cpu, memory and pids hierarchies".into(),
+        });
+    }
+    ConfinementReport {
+        seccomp: format!("QEMU runs under -sandbox {}", qemu::launch::SANDBOX_OPTION),
+        qemu_user: identity.describe(),
+        qemu_uid: identity.uid(),
+        qemu_runs_as_root: identity.uid() == 0,
+        cgroup_limits: cgroup.is_ok(),
+        cgroup: cgroup.unwrap_or_else(|reason| reason),
+    }
+}
+
 /// The doctor's report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DoctorReport {
@@ -57,6 +103,8 @@ pub struct DoctorReport {
     pub environments: Vec<EnvironmentInfo>,
     /// Template VMs and whether fresh guests start as their clones.
     pub templates: qemu::template::ClonesReport,
+    /// How guests are confined.
+    pub confinement: ConfinementReport,
     /// Problems, each with its fix.
     pub issues: Vec<Issue>,
     /// Leftovers of crashed pyro processes (not removed; `pyro gc` removes them).
@@ -144,6 +192,7 @@ impl Runtime {
                     .into(),
             });
         }
+        let confinement = confinement_report(&mut issues);
         DoctorReport {
             platform: "linux-x86_64".into(),
             pyro_version: env!("CARGO_PKG_VERSION").into(),
@@ -159,6 +208,7 @@ impl Runtime {
             cache_dir: self.config.cache_dir.display().to_string(),
             environments,
             templates,
+            confinement,
             issues,
             leftovers,
         }

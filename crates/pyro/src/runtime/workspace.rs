@@ -205,15 +205,26 @@ impl Runtime {
     fn to_public(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Workspace {
         let running = self.is_running(dir, rec);
         let services = self.service_counts(dir, rec);
+        let backend = self.backend(rec.backend);
+        let mut metadata = rec.metadata.clone();
         let last_error = if rec.desired_running && !running {
-            Some(rec.last_error.clone().unwrap_or_else(|| {
-                "the workspace VM is no longer running (it crashed or was killed); start it again"
-                    .to_string()
+            let reason = backend.exit_reason(&dir.sandbox());
+            if let Some(reason) = &reason {
+                metadata.insert("stopped_reason".into(), reason.clone());
+            }
+            Some(rec.last_error.clone().unwrap_or_else(|| match reason {
+                Some(reason) => {
+                    format!("the workspace VM is no longer running: {reason}; start it again")
+                }
+                None => "the workspace VM is no longer running (it crashed or was killed); start it again"
+                    .to_string(),
             }))
         } else {
             rec.last_error.clone()
         };
-        let mut metadata = rec.metadata.clone();
+        if running {
+            metadata.extend(backend.confinement(&dir.sandbox()));
+        }
         metadata.insert("backend".into(), rec.backend.name().into());
         let unhealthy = running.then(|| agent::unhealthy_reason(&dir.agent_health())).flatten();
         let last_error = match unhealthy {

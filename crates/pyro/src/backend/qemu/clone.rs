@@ -89,7 +89,6 @@ impl<'a> Machine<'a> {
             memory_file,
             incoming,
             credentials: confine::qemu_identity().credentials(),
-            cgroup_procs: Vec::new(),
         }
     }
 
@@ -274,6 +273,7 @@ fn make_template(
         process::kill_and_wait(outcome.pid);
     }
     let save_ms = ms(save_started.elapsed());
+    super::cgroup::remove(build.paths());
     boot::remove_runtime_files(build.paths(), AGENT_PORT_COUNT)?;
     for file in [build.ram(), build.state(), build.disk()] {
         File::open(&file)

@@ -199,6 +199,69 @@ pub fn backing_chain(disk: &Path) -> Result<Vec<BackingImage>, BackendError> {
     })
 }
 
+/// How a running QEMU is confined, read from `/proc/<pid>` (the truth, not what pyro
+/// meant to do): `confinement_*` metadata entries.
+pub fn live_confinement(pid: i32) -> std::collections::BTreeMap<String, String> {
+    let mut facts = std::collections::BTreeMap::new();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
+    };
+    let seccomp = match field("Seccomp:").as_deref() {
+        Some("2") => "filter",
+        Some("1") => "strict",
+        Some(_) => "none",
+        None => "unknown",
+    };
+    let uid = field("Uid:");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let cgroup = parse_pyro_cgroup(&cgroups);
+    let mut layers = Vec::new();
+    if seccomp == "filter" {
+        layers.push("seccomp".to_owned());
+    }
+    facts.insert("confinement_seccomp".into(), seccomp.into());
+    if let Some(uid) = uid {
+        if uid != "0" {
+            layers.push(format!("uid {uid}"));
+        }
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        if let Some(user) = passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid).then(|| name.to_owned())
+        }) {
+            facts.insert("confinement_user".into(), user);
+        }
+        facts.insert("confinement_uid".into(), uid);
+    }
+    match cgroup {
+        Some(path) => {
+            layers.push("cgroup".into());
+            facts.insert("confinement_cgroup".into(), path);
+        }
+        None => {
+            facts.insert("confinement_cgroup".into(), "none".into());
+        }
+    }
+    facts.insert(
+        "confinement".into(),
+        if layers.is_empty() { "none".into() } else { layers.join(", ") },
+    );
+    facts
+}
+
+/// The pyro cgroup in `/proc/<pid>/cgroup` text (`/pyro/sandbox-...`), if any.
+fn parse_pyro_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .find(|path| path.starts_with("/pyro/sandbox-"))
+        .map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +294,20 @@ mod tests {
         )
         .is_err());
         assert!(parse_backing_chain("not json").is_err());
+    }
+
+    #[test]
+    fn the_pyro_cgroup_is_found_in_proc_cgroup_text() {
+        let v1 = "4:memory:/pyro/sandbox-00ff\n1:cpu:/pyro/sandbox-00ff\n0::/\n";
+        assert_eq!(parse_pyro_cgroup(v1).as_deref(), Some("/pyro/sandbox-00ff"));
+        assert_eq!(parse_pyro_cgroup("0::/user.slice\n"), None);
+    }
+
+    #[test]
+    fn our_own_process_reports_its_facts() {
+        let facts = live_confinement(std::process::id() as i32);
+        assert!(facts.contains_key("confinement_seccomp"), "{facts:?}");
+        assert_eq!(facts.get("confinement_uid"), Some(&effective_uid().to_string()));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use super::super::{BackendError, NetworkSpec};
 use super::accel::accel_args;
+use super::cgroup::{self, Limits, SandboxCgroup};
 use super::confine::{self, BackingImage};
 use super::layout::{remove_if_exists, SandboxPaths, CONSOLE_LOG, DISK_FILE, PID_FILE, QMP_SOCKET};
 use super::process;
@@ -142,8 +143,6 @@ pub struct LaunchConfig<'a> {
     /// another user QEMU gets every backing image and the RAM file as inherited files
     /// (see `confine.rs`).
     pub credentials: Option<Credentials>,
-    /// `cgroup.procs` files QEMU joins before it starts.
-    pub cgroup_procs: Vec<PathBuf>,
 }
 
 /// Guest RAM backed by a file (`memory-backend-file`).
@@ -403,12 +402,14 @@ const EXIT_RECORD_WAIT: Duration = Duration::from_millis(500);
 const LOG_TAIL_BYTES: u64 = 4096;
 
 /// A QEMU that [`launch`] started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Launched {
     /// Its pid.
     pub pid: i32,
     /// From the first fork until QMP answered.
     pub elapsed: Duration,
+    /// Its cgroup, or why it has none.
+    pub cgroup: Result<SandboxCgroup, String>,
 }
 
 /// Open a read-only input QEMU inherits.
@@ -530,8 +531,12 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
             inherit.push(file);
         }
     }
+    let cgroup = cgroup::prepare(paths, Limits::for_guest(config.vcpu_count, config.mem_mib));
+    if let Err(reason) = &cgroup {
+        tracing::debug!(%reason, "QEMU runs without a cgroup");
+    }
     let mut cgroup_procs = Vec::new();
-    for procs in &config.cgroup_procs {
+    for procs in cgroup.iter().flat_map(|c| c.procs.iter()) {
         cgroup_procs.push(
             std::fs::OpenOptions::new()
                 .write(true)
@@ -579,7 +584,7 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
         )
         .is_ok()
         {
-            return Ok(Launched { pid, elapsed: started.elapsed() });
+            return Ok(Launched { pid, elapsed: started.elapsed(), cgroup });
         }
         std::thread::sleep(READY_POLL);
     }
@@ -610,7 +615,6 @@ mod tests {
             memory_file: None,
             incoming: false,
             credentials: None,
-            cgroup_procs: Vec::new(),
         }
     }
 

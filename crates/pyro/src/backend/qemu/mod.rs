@@ -28,6 +28,7 @@
 pub mod accel;
 pub mod assets;
 mod boot;
+pub mod cgroup;
 pub mod channel;
 mod clone;
 pub mod confine;
@@ -181,7 +182,6 @@ impl QemuBackend {
             memory_file: None,
             incoming: false,
             credentials: confine::qemu_identity().credentials(),
-            cgroup_procs: Vec::new(),
         };
         launch::validate(&config)?;
         let outcome = boot::boot(&config, self.boot_timeout.unwrap_or_else(boot_timeout)).map_err(
@@ -361,6 +361,7 @@ impl QemuBackend {
                 }
             }
         }
+        cgroup::remove(paths);
         boot::remove_runtime_files(paths, AGENT_PORT_COUNT)
     }
 }
@@ -513,6 +514,21 @@ impl Backend for QemuBackend {
 
     fn published_ports(&self, dir: &Path) -> Result<Vec<(u16, u16)>, BackendError> {
         ports::list(&SandboxPaths::new(dir)?)
+    }
+
+    fn confinement(&self, dir: &Path) -> std::collections::BTreeMap<String, String> {
+        self.qemu_pid(dir).map(confine::live_confinement).unwrap_or_default()
+    }
+
+    fn exit_reason(&self, dir: &Path) -> Option<String> {
+        let paths = SandboxPaths::new(dir).ok()?;
+        if process::qemu_pid(&paths).is_some() {
+            return None;
+        }
+        let record = spawn::read_exit_record(&paths.qemu_exit())?;
+        // Only the QEMU this sandbox last booted counts.
+        let booted = VmRecord::read(&paths.vm_record()).and_then(|r| r.pid);
+        (booted == Some(record.pid)).then(|| format!("QEMU {}", record.end))
     }
 
     fn export_raw_disk(&self, dir: &Path, output: &Path) -> Result<(), BackendError> {

@@ -75,6 +75,9 @@ fn print(w: &mut dyn Write, out: &DoctorOutput) -> io::Result<()> {
         r.kernel_release.as_ref().map(|k| format!(" (kernel {k})")).unwrap_or_default()
     )?;
     writeln!(w, "Guest agent: {}", r.guest_agent.as_deref().unwrap_or("not found"))?;
+    writeln!(w, "Confinement: seccomp: {}", r.confinement.seccomp)?;
+    writeln!(w, "Confinement: user: {}", r.confinement.qemu_user)?;
+    writeln!(w, "Confinement: limits: {}", r.confinement.cgroup)?;
     writeln!(w, "State dir: {}", r.state_dir)?;
     writeln!(w, "Environment cache: {}", r.cache_dir)?;
     for e in &r.environments {
