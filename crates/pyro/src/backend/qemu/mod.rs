@@ -525,7 +525,18 @@ impl Backend for QemuBackend {
         if process::qemu_pid(&paths).is_some() {
             return None;
         }
-        let record = spawn::read_exit_record(&paths.qemu_exit())?;
+        // The supervisor writes the record a moment after QEMU is gone; an empty file
+        // means it has not yet.
+        let mut record = spawn::read_exit_record(&paths.qemu_exit());
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while record.is_none()
+            && Instant::now() < deadline
+            && std::fs::metadata(paths.qemu_exit()).is_ok_and(|m| m.len() == 0)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            record = spawn::read_exit_record(&paths.qemu_exit());
+        }
+        let record = record?;
         // Only the QEMU this sandbox last booted counts.
         let booted = VmRecord::read(&paths.vm_record()).and_then(|r| r.pid);
         (booted == Some(record.pid)).then(|| format!("QEMU {}", record.end))
