@@ -41,6 +41,18 @@ impl AgentChannel for HealthWatch {
     }
 }
 
+/// Record at `marker` that the guest sent an invalid answer, when `result` says so (for
+/// checks the runtime makes on answers that passed the channel: sizes, listed paths).
+pub fn note_health<T>(marker: &std::path::Path, result: Result<T>) -> Result<T> {
+    if let Err(PyroError::Backend(e @ BackendError::InvalidAnswer(_))) = &result {
+        let reason: String = e.to_string().chars().take(MAX_HEALTH_REASON).collect();
+        if let Err(write) = super::state::write_atomic(marker, reason.as_bytes()) {
+            tracing::warn!(error = %write, "could not record the unhealthy agent");
+        }
+    }
+    result
+}
+
 /// Longest reason kept in the `agent-unhealthy` file.
 const MAX_HEALTH_REASON: usize = 400;
 

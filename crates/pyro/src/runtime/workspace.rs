@@ -559,7 +559,10 @@ impl Runtime {
         };
         drop(ch);
         let clean = |b64: &str| -> Result<String> {
-            let text = lossy(&agent::exec_output(b64, validate::MAX_OUTPUT_BYTES)?);
+            let text = lossy(&agent::note_health(
+                &dir.agent_health(),
+                agent::exec_output(b64, validate::MAX_OUTPUT_BYTES),
+            )?);
             Ok(if out.truncated {
                 redactor.redact_truncated(&text)
             } else {
@@ -707,7 +710,7 @@ impl Runtime {
         let request = Request::ListFiles { path: path.clone(), recursive: p.recursive };
         let entries = match agent::call(ch.as_mut(), request, QUICK)? {
             Response::Files { entries } => {
-                agent::check_listing(&path, &entries)?;
+                agent::note_health(&dir.agent_health(), agent::check_listing(&path, &entries))?;
                 entries.into_iter().map(convert_entry).collect()
             }
             other => return Err(unexpected("list_files", &other)),
@@ -735,11 +738,9 @@ impl Runtime {
                 path,
                 size_bytes,
                 max_bytes: p.max_bytes,
-                content: self.redactor(&dir).redact(&lossy(&agent::file_data(
-                    size_bytes,
-                    &data_b64,
-                    truncated,
-                    p.max_bytes,
+                content: self.redactor(&dir).redact(&lossy(&agent::note_health(
+                    &dir.agent_health(),
+                    agent::file_data(size_bytes, &data_b64, truncated, p.max_bytes),
                 )?)),
                 truncated,
                 execution_mode: execution_mode(rec.backend),
@@ -789,11 +790,14 @@ impl Runtime {
                 Request::ReadFile { path: guest.clone(), max_bytes: validate::MAX_FILE_BYTES };
             let old = match ch.call(request, QUICK)? {
                 Response::FileData { size_bytes, data_b64, truncated } => {
-                    let bytes = agent::file_data(
-                        size_bytes,
-                        &data_b64,
-                        truncated,
-                        validate::MAX_FILE_BYTES,
+                    let bytes = agent::note_health(
+                        &dir.agent_health(),
+                        agent::file_data(
+                            size_bytes,
+                            &data_b64,
+                            truncated,
+                            validate::MAX_FILE_BYTES,
+                        ),
                     )?;
                     if truncated {
                         return Err(PyroError::invalid(format!(
