@@ -330,3 +330,22 @@ fn pyro_runs_a_guest_as_an_ordinary_user() {
         }
     }
 }
+
+#[test]
+fn create_refuses_when_the_host_is_short_of_disk_space() {
+    let state = common::guest_tempdir();
+    let out = pyro_cli(state.path())
+        .env("PYRO_MIN_FREE_MIB", u64::MAX.to_string())
+        .args(["workspace", "create", "debian:12-base"])
+        .output()
+        .expect("create");
+    assert!(!out.status.success(), "create succeeded without the free-space margin");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MiB free") && stderr.contains("PYRO_MIN_FREE_MIB"), "{stderr}");
+    let list = cli_json(state.path(), &["workspace", "list"]);
+    assert_eq!(
+        list["count"].as_u64().or_else(|| list["workspaces"].as_array().map(|a| a.len() as u64)),
+        Some(0),
+        "{list}"
+    );
+}

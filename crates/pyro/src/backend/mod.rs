@@ -103,6 +103,18 @@ pub enum BackendError {
     /// The guest did not come up.
     #[error("guest failed to boot: {0}")]
     Boot(String),
+    /// The host has too little free disk space for a new guest disk.
+    #[error(
+        "only {free_mib} MiB free on the file system of {path}; pyro needs at least {needed_mib} MiB free to create a guest disk (it grows up to its image's size): free some space, or lower the margin with PYRO_MIN_FREE_MIB"
+    )]
+    NoSpace {
+        /// The sandbox directory.
+        path: PathBuf,
+        /// Free MiB (for unprivileged users).
+        free_mib: u64,
+        /// The margin.
+        needed_mib: u64,
+    },
     /// The sandbox is not running.
     #[error("the sandbox is not running")]
     NotRunning,

@@ -262,9 +262,58 @@ fn parse_pyro_cgroup(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Environment variable: the free space (MiB) a create needs on the sandbox's file system.
+pub const MIN_FREE_ENV: &str = "PYRO_MIN_FREE_MIB";
+/// Default of [`MIN_FREE_ENV`]: room for one overlay to fill a default image, plus slack.
+pub const DEFAULT_MIN_FREE_MIB: u64 = 2048;
+
+/// The free-space margin: `$PYRO_MIN_FREE_MIB`, else [`DEFAULT_MIN_FREE_MIB`].
+pub fn min_free_mib() -> u64 {
+    std::env::var(MIN_FREE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MIN_FREE_MIB)
+}
+
+/// MiB available to unprivileged users on the file system holding `path`.
+pub fn free_mib(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: all-zero is a valid statvfs to be filled in.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid path and `stats` a valid out pointer.
+    // JUSTIFICATION: std has no free-space query.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from(stats.f_bavail).saturating_mul(stats.f_frsize) >> 20)
+}
+
+/// Refuse a new guest disk in `dir` when its file system has less than the margin free.
+/// A qcow2 overlay never grows past its virtual size (plus metadata): nothing pyro asks
+/// of QEMU resizes it, and the guest cannot.
+pub fn check_free_space(dir: &Path) -> Result<(), BackendError> {
+    let needed_mib = min_free_mib();
+    let free = free_mib(dir).map_err(|e| {
+        BackendError::io(format!("cannot read the free space of {}", dir.display()), e)
+    })?;
+    if free < needed_mib {
+        return Err(BackendError::NoSpace { path: dir.to_path_buf(), free_mib: free, needed_mib });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_and_the_margin_refuses() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert!(free_mib(tmp.path()).expect("statvfs") > 0);
+        assert!(free_mib(&tmp.path().join("missing")).is_err());
+    }
 
     #[test]
     fn users_are_found_in_passwd_text() {

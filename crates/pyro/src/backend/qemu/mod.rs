@@ -405,6 +405,7 @@ impl Backend for QemuBackend {
         let started = Instant::now();
         let paths = SandboxPaths::new(&spec.dir)?;
         self.stop_paths(&paths)?;
+        confine::check_free_space(paths.dir())?;
         let boot_assets = assets::boot_assets(&self.cache_dir)?;
         let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
         Self::forget_template(&paths);
