@@ -287,7 +287,7 @@ pub fn free_mib(path: &Path) -> std::io::Result<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut stats) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(u64::from(stats.f_bavail).saturating_mul(stats.f_frsize) >> 20)
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize) >> 20)
 }
 
 /// Refuse a new guest disk in `dir` when its file system has less than the margin free.
