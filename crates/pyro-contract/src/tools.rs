@@ -241,6 +241,8 @@ fn prune_definitions(schema: &mut Value) {
 
 const WS: &[&str] = &["workspace_id"];
 const CREATE: &[&str] = &["environment", "seed_path", "name", "labels", "allow_host_compat"];
+/// Untrusted content never runs on the host: inspect has no `allow_host_compat`.
+const INSPECT_CREATE: &[&str] = &["environment", "seed_path", "name", "labels"];
 const EXEC: &[&str] = &["workspace_id", "command", "timeout_seconds"];
 const READ: &[&str] = &["workspace_id", "path", "max_bytes"];
 const LIST: &[&str] = &["workspace_id", "path", "recursive"];
@@ -276,7 +278,7 @@ pub const MODE_TOOLS: &[ModeTool] = &[
         "Start over: rebuild the workspace and restore /workspace as it was created from the project."),
     mode_tool!(ReproFix, "workspace_delete", WS,
         "Delete the workspace when the fix is exported."),
-    mode_tool!(Inspect, "workspace_create", CREATE,
+    mode_tool!(Inspect, "workspace_create", INSPECT_CREATE,
         "Create an offline workspace holding the content to inspect (seed_path, or the server's project)."),
     mode_tool!(Inspect, "workspace_file_list", LIST,
         "List the content under inspection (symlinks are listed, never followed)."),
@@ -594,5 +596,9 @@ mod tests {
         let create = crate::Surface::Mode(Mode::Inspect).tool("workspace_create").expect("create");
         assert!(create.input_schema()["properties"].get("network_policy").is_none());
         assert!(create.input_schema()["properties"].get("vcpu_count").is_none());
+        assert!(
+            create.input_schema()["properties"].get("allow_host_compat").is_none(),
+            "untrusted content must never run on the host"
+        );
     }
 }

@@ -293,10 +293,19 @@ async fn each_mode_lists_its_curated_tools_smaller_than_core_and_refuses_the_res
         let message = err(call(
             &client,
             "workspace_create",
-            json!({"environment": "debian:12", "allow_host_compat": true, "vcpu_count": 2}),
+            json!({"environment": "debian:12", "vcpu_count": 2}),
         )
         .await);
         assert!(message.contains("does not accept `vcpu_count`"), "{message}");
+        if mode == Mode::Inspect {
+            let message = err(call(
+                &client,
+                "workspace_create",
+                json!({"environment": "debian:12", "allow_host_compat": true}),
+            )
+            .await);
+            assert!(message.contains("does not accept `allow_host_compat`"), "{message}");
+        }
         client.cancel().await.expect("shutdown");
     }
     let listed = ok(call(&start_with(&[], state.path()).await, "workspace_list", json!({})).await);
