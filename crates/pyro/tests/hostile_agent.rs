@@ -199,6 +199,14 @@ fn cases() -> Vec<Case> {
                 40,
             )
         },
+        // At the default transfer cap (128 MiB of archive, a 171 MiB base64 line).
+        case(
+            "endless_line_on_export_default_cap",
+            export_request,
+            endless_line,
+            Some("without an end"),
+            200,
+        ),
         case(
             "huge_answer_to_another_id",
             exec_request,
