@@ -322,6 +322,9 @@ fn pyro_runs_a_guest_as_an_ordinary_user() {
     let guest_out = result["stdout"].as_str().unwrap_or_default();
     assert!(guest_out.starts_with("0\n"), "the command runs as root in the guest: {guest_out}");
     assert!(guest_out.contains("Linux version"), "{guest_out}");
+    // Its QEMU ran as nobody, under the filter; vm_run results say so.
+    assert_eq!(result["metadata"]["confinement_seccomp"], "filter", "{result}");
+    assert_eq!(result["metadata"]["confinement_uid"], uid.to_string(), "{result}");
     // Nothing of nobody's run is left: no QEMU runs from this cache.
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {

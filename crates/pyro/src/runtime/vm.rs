@@ -187,6 +187,8 @@ impl Runtime {
         entry.record.environment_version = info.environment_version;
         entry.record.guest_ip = info.guest_ip;
         entry.record.metadata.extend(info.metadata);
+        // How the VM's QEMU is confined, read from the live process.
+        entry.record.metadata.extend(backend.confinement(&spec.dir));
         entry.record.metadata.insert("accel_reason".into(), info.accel_reason);
         if let Some(k) = info.guest_kernel {
             entry.record.metadata.insert("guest_kernel".into(), k);
@@ -227,7 +229,7 @@ impl Runtime {
                 .record
                 .metadata
                 .iter()
-                .filter(|(k, _)| k.starts_with("boot"))
+                .filter(|(k, _)| k.starts_with("boot") || k.starts_with("confinement"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         })
