@@ -345,3 +345,40 @@ fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
     // The disk stays, so a later start (with a sane deadline) can still boot it.
     assert!(dir.join("disk.qcow2").exists());
 }
+
+/// pyro's default state dir for root is below `/root` (mode 0700), which the QEMU user
+/// cannot search. QEMU must still start (clone or cold), with every file it opens by name
+/// relative to its sandbox dir; this regressed once (`chdir`, then QEMU's `-pidfile`).
+#[test]
+fn boots_below_a_directory_the_qemu_user_cannot_search() {
+    use std::os::unix::fs::PermissionsExt;
+    let (cache, environment) = assets_or_fail();
+    let backend = QemuBackend::new(cache);
+    let tmp = common::guest_tempdir();
+    let private = tmp.path().join("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let dir = private.join("sandbox");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let _cleanup = Cleanup { backend: &backend, dir: dir.clone() };
+    let spec = SandboxSpec {
+        dir: dir.clone(),
+        environment,
+        vcpu_count: 1,
+        mem_mib: 512,
+        network: NetworkSpec::default(),
+    };
+    let info = backend.create(&spec).expect("create below a 0700 directory");
+    let pid: i32 = info.metadata["qemu_pid"].parse().expect("pid");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("qemu.pid")).expect("pidfile").trim(),
+        pid.to_string(),
+        "the pidfile names the QEMU that runs"
+    );
+    let mut channel = backend.connect(&dir).expect("connect");
+    let out = exec(channel.as_mut(), "echo up", Duration::from_secs(30)).expect("exec");
+    assert_eq!(stdout(&out), "up\n");
+    drop(channel);
+    backend.destroy(&dir).expect("destroy");
+    assert!(!backend.is_running(&dir));
+}

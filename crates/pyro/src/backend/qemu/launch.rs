@@ -18,7 +18,7 @@ use super::super::{BackendError, NetworkSpec};
 use super::accel::accel_args;
 use super::cgroup::{self, Limits, SandboxCgroup};
 use super::confine::{self, BackingImage};
-use super::layout::{remove_if_exists, SandboxPaths, CONSOLE_LOG, DISK_FILE, PID_FILE, QMP_SOCKET};
+use super::layout::{remove_if_exists, SandboxPaths, CONSOLE_LOG, DISK_FILE, QMP_SOCKET};
 use super::process;
 use super::qmp::QmpClient;
 use super::spawn::{self, Credentials, DetachedCommand, SpawnError};
@@ -295,7 +295,9 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
     }
     args.push("-name".into());
     args.push(identity_arg(config.paths));
-    args.extend(["-pidfile", PID_FILE].map(OsString::from));
+    // No `-pidfile`: QEMU resolves that path with realpath(3), which needs every
+    // directory above the sandbox dir to be searchable by the QEMU user (`/root` is
+    // not). pyro writes the pidfile itself from the pid it spawned ([`write_pidfile`]).
     args.push("-qmp".into());
     args.push(format!("unix:{QMP_SOCKET},server=on,wait=off").into());
     // The console starts on a file and is switched to a ring buffer in QEMU once the
@@ -562,6 +564,10 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
         other => BackendError::Boot(other.to_string()),
     })?;
     drop(command);
+    if let Err(e) = write_pidfile(paths, pid) {
+        process::kill_and_wait(pid);
+        return Err(e);
+    }
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if !process::pid_alive(pid) {
@@ -588,6 +594,23 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
         }
         std::thread::sleep(READY_POLL);
     }
+}
+
+/// Record QEMU's pid in the sandbox dir. The dir belongs to the QEMU user, so the
+/// file is made anew with `O_EXCL` (a name QEMU left there is removed first, and a link
+/// raced into its place fails the launch instead of being followed).
+fn write_pidfile(paths: &SandboxPaths, pid: i32) -> Result<(), BackendError> {
+    use std::io::Write;
+    let path = paths.pidfile();
+    remove_if_exists(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| BackendError::io(format!("cannot create {}", path.display()), e))?;
+    file.write_all(format!("{pid}\n").as_bytes())
+        .map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))
 }
 
 #[cfg(test)]
@@ -639,7 +662,7 @@ mod tests {
             ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
         );
         assert_eq!(value_after(&args, "-name"), ["pyro:/w/ab/sandbox"]);
-        assert_eq!(value_after(&args, "-pidfile"), ["qemu.pid"]);
+        assert!(value_after(&args, "-pidfile").is_empty(), "pyro writes the pidfile itself");
         assert_eq!(value_after(&args, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
         assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
         assert_eq!(value_after(&args, "-kernel"), ["/c/boot/vmlinux"]);

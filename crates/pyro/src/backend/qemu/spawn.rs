@@ -445,6 +445,12 @@ fn program(p: &Prepared) -> ! {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(p, STAGE_NNP);
         }
+        // Enter the sandbox dir before giving up root: the QEMU user may not search
+        // the directories above it (`/root` is 0700), and it needs none of them, since
+        // QEMU names every file relative to this working directory.
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p, STAGE_CHDIR);
+        }
         if let Some(creds) = p.credentials {
             let groups = [creds.gid];
             if libc::setgroups(1, groups.as_ptr()) != 0 {
@@ -472,9 +478,6 @@ fn program(p: &Prepared) -> ! {
             if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
                 fail(p, STAGE_CLOSE);
             }
-        }
-        if libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(p, STAGE_CHDIR);
         }
         libc::umask(0o077);
         // Undo what the Rust runtime and pyro's threads changed for themselves.
