@@ -220,6 +220,7 @@ fn ensure_template(
     if let Some(build) = slot.current() {
         return Ok(build);
     }
+    slot.clear_incomplete();
     let build = slot.new_build().map_err(|e| e.to_string())?;
     match make_template(&build, machine, inputs, slot.key(), boot_timeout) {
         Ok(meta) => {

@@ -395,11 +395,33 @@ impl TemplateSlot {
         let _ = fs::remove_file(self.current_path());
     }
 
+    /// Remove build directories of this key that never completed (no `meta.json`),
+    /// killing a template QEMU left running in one by a process that died mid-build.
+    /// Call with the exclusive lock held: then no build of this key is in progress.
+    pub fn clear_incomplete(&self) {
+        let prefix = format!("{}-", self.key);
+        for entry in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let Ok(build) = TemplateBuild::new(&entry.path()) else { continue };
+            if build.meta_path().exists() {
+                continue;
+            }
+            if let Some(pid) = super::process::qemu_pid(build.paths()) {
+                super::process::kill_and_wait(pid);
+            }
+            let _ = fs::remove_dir_all(build.dir());
+        }
+    }
+
     /// A new, empty build directory.
     pub fn new_build(&self) -> Result<TemplateBuild, BackendError> {
         let stamp =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let dir = self.root.join(format!("{}-{stamp}-{}", self.key, std::process::id()));
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.root.join(format!("{}-{stamp}-{}-{n}", self.key, std::process::id()));
         fs::create_dir_all(&dir)
             .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         TemplateBuild::new(&dir)
@@ -613,6 +635,10 @@ pub fn prune_stale(cache_dir: &Path, qemu_binary: &Path) -> (Vec<String>, u64) {
         if status.current {
             slot.retire_current();
         }
+        // With the exclusive lock no build runs: a QEMU here is an orphan of a dead builder.
+        if let Some(pid) = super::process::qemu_pid(build.paths()) {
+            super::process::kill_and_wait(pid);
+        }
         let before = build.disk_usage();
         build.strip();
         if build.live_users().is_empty() {
@@ -738,6 +764,19 @@ mod tests {
         fs::remove_file(sandbox.join(super::super::layout::DISK_FILE)).expect("rm");
         prune_stale(cache.path(), Path::new("/bin/sh"));
         assert!(!build.dir().exists());
+    }
+
+    #[test]
+    fn incomplete_builds_are_cleared_and_complete_ones_kept() {
+        let cache = fake_cache();
+        let key = "cccccccccccccccccccccccc";
+        let (slot, ready) = ready_build(cache.path(), key);
+        let half = slot.new_build().expect("build");
+        fs::write(half.ram(), b"x").expect("write");
+        slot.clear_incomplete();
+        assert!(!half.dir().exists());
+        assert!(ready.dir().exists());
+        assert_eq!(slot.current(), Some(ready));
     }
 
     #[test]
