@@ -453,16 +453,10 @@ fn open_memory_file(
         .custom_flags(libc::O_NOFOLLOW)
         .open(memory.path)
         .map_err(|e| BackendError::io(format!("cannot open {}", memory.path.display()), e))?;
-    if memory.shared {
-        std::os::unix::fs::fchown(&file, Some(credentials.uid), Some(credentials.gid)).map_err(
-            |e| {
-                BackendError::io(
-                    format!("cannot give {} to the QEMU user", memory.path.display()),
-                    e,
-                )
-            },
-        )?;
-    }
+    // Also for a clone of a template made before QEMU ran under its own user.
+    std::os::unix::fs::fchown(&file, Some(credentials.uid), Some(credentials.gid)).map_err(
+        |e| BackendError::io(format!("cannot give {} to the QEMU user", memory.path.display()), e),
+    )?;
     Ok(file)
 }
 
