@@ -174,6 +174,13 @@ fn opencode_config_is_written_idempotently_with_backup_and_repaired_when_drifted
     assert_eq!(written["mcp"]["pyro"]["type"], "local");
     assert_eq!(written["mcp"]["pyro"]["enabled"], true);
     assert_eq!(written["theme"], "dark", "other settings kept");
+    let text = fs::read_to_string(&config).expect("read");
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} in {text}"));
+    assert!(
+        at("\"$schema\"") < at("\"theme\"") && at("\"theme\"") < at("\"mcp\""),
+        "order kept:\n{text}"
+    );
+    assert!(at("\"other\"") < at("\"pyro\""), "the new entry goes last:\n{text}");
     assert_eq!(written["mcp"]["other"]["command"], json!(["x"]), "other servers kept");
     let backups = h.backups(config.parent().expect("dir"));
     assert_eq!(backups.len(), 1);
@@ -413,6 +420,34 @@ fn installed_host_clis_are_used_and_drift_is_removed_then_added() {
         cmd,
         "--json",
     ]);
+    assert_eq!(doctor["hosts"][0]["status"], "current", "{doctor}");
+}
+
+#[test]
+fn claude_code_json_without_its_cli_keeps_everything_else_in_order() {
+    let h = Home::new();
+    let config = h.path(".claude.json");
+    let original = "{\n  \"numStartups\": 3,\n  \"projects\": {\"/src\": {\"allowedTools\": []}},\n  \"mcpServers\": {\n    \"x\": {\"type\": \"stdio\", \"command\": \"x\", \"args\": []}\n  },\n  \"zeta\": true\n}\n";
+    fs::write(&config, original).expect("write");
+    let r = h.json(&["host", "connect", "claude-code", "--mode", "review-eval", "--json"]);
+    assert_eq!(r["action"], "wrote_config", "{r}");
+    let text = fs::read_to_string(&config).expect("read");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(doc["mcpServers"]["pyro"]["command"], "pyro");
+    assert_eq!(doc["mcpServers"]["pyro"]["args"], json!(["mcp", "serve", "--mode", "review-eval"]));
+    assert_eq!(doc["mcpServers"]["pyro"]["type"], "stdio");
+    assert_eq!(doc["mcpServers"]["x"]["command"], "x");
+    assert_eq!(doc["projects"]["/src"]["allowedTools"], json!([]));
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} in {text}"));
+    assert!(at("numStartups") < at("projects") && at("projects") < at("mcpServers"), "{text}");
+    assert!(at("mcpServers") < at("zeta"), "{text}");
+    assert!(
+        text.contains("\"projects\": {\"/src\": {\"allowedTools\": []}}"),
+        "untouched values keep their text:\n{text}"
+    );
+    let backups = h.backups(h.home.path());
+    assert_eq!(fs::read_to_string(&backups[0]).expect("backup"), original);
+    let doctor = h.json(&["host", "doctor", "claude-code", "--mode", "review-eval", "--json"]);
     assert_eq!(doctor["hosts"][0]["status"], "current", "{doctor}");
 }
 

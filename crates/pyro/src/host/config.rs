@@ -166,6 +166,17 @@ pub fn render(
     match host {
         HostKind::ClaudeCode | HostKind::OpenCode => {
             let mut doc = parse_json(path, old)?;
+            if !old.trim().is_empty() {
+                let spliced = if host == HostKind::ClaudeCode {
+                    splice_json(old, "mcpServers", None, |o| claude_entry(cmd, o))
+                } else {
+                    let schema = ("$schema", json!("https://opencode.ai/config.json"));
+                    splice_json(old, "mcp", Some(schema), |o| opencode_entry(cmd, o))
+                };
+                if let Some(text) = spliced {
+                    return Ok(text);
+                }
+            }
             if host == HostKind::ClaudeCode {
                 set_json(&mut doc, "mcpServers", |o| claude_entry(cmd, o));
             } else {
@@ -257,4 +268,98 @@ pub fn snippet(host: HostKind, cmd: &ServeCommand) -> String {
             }))
         ),
     }
+}
+
+/// A JSON object read with its keys in file order and each value's text untouched, so a
+/// rewrite changes only the entry it means to change.
+///
+/// Hand-written rather than turning on serde_json's `preserve_order` for the whole
+/// workspace, which would change the key order of every JSON document pyro emits.
+struct OrderedObject(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OrderedObject, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) =
+                    map.next_entry::<String, Box<serde_json::value::RawValue>>()?
+                {
+                    entries.push((k, v));
+                }
+                Ok(OrderedObject(entries))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l.to_string() } else { format!("{pad}{l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn write_object(entries: &[(String, String)], depth: usize) -> String {
+    if entries.is_empty() {
+        return "{}".into();
+    }
+    let pad = " ".repeat(2 * (depth + 1));
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("{pad}{}: {v}", serde_json::Value::String(k.clone())))
+        .collect();
+    format!("{{\n{}\n{}}}", body.join(",\n"), " ".repeat(2 * depth))
+}
+
+/// `old` with `section.pyro` set to `entry(old pyro entry)`, keeping the order and text
+/// of everything else. `None` when `old` is not an object the ordered reader accepts.
+fn splice_json(
+    old: &str,
+    section: &str,
+    front: Option<(&str, Value)>,
+    entry: impl FnOnce(Option<&Value>) -> Value,
+) -> Option<String> {
+    let top: OrderedObject = serde_json::from_str(old).ok()?;
+    let mut out: Vec<(String, String)> =
+        top.0.iter().map(|(k, v)| (k.clone(), v.get().to_string())).collect();
+    if let Some((key, value)) = front {
+        if !out.iter().any(|(k, _)| k == key) {
+            out.insert(0, (key.to_string(), value.to_string()));
+        }
+    }
+    let servers_raw = top.0.iter().find(|(k, _)| k == section).map(|(_, v)| v.get());
+    let mut servers: Vec<(String, String)> = servers_raw
+        .and_then(|raw| serde_json::from_str::<OrderedObject>(raw).ok())
+        .map(|o| o.0.into_iter().map(|(k, v)| (k, v.get().to_string())).collect())
+        .unwrap_or_default();
+    let old_entry: Option<Value> = servers
+        .iter()
+        .find(|(k, _)| k == "pyro")
+        .and_then(|(_, raw)| serde_json::from_str(raw).ok());
+    let new_entry = indent(&serde_json::to_string_pretty(&entry(old_entry.as_ref())).ok()?, 4);
+    match servers.iter_mut().find(|(k, _)| k == "pyro") {
+        Some(slot) => slot.1 = new_entry,
+        None => servers.push(("pyro".into(), new_entry)),
+    }
+    let section_text = write_object(&servers, 1);
+    match out.iter_mut().find(|(k, _)| k == section) {
+        Some(slot) => slot.1 = section_text,
+        None => out.push((section.to_string(), section_text)),
+    }
+    let text = write_object(&out, 0) + "\n";
+    // Never write what does not parse back.
+    serde_json::from_str::<Value>(&text).ok()?;
+    Some(text)
 }

@@ -14,8 +14,9 @@
 //! A drifted entry registered through a CLI is removed with `<cli> mcp remove pyro` and
 //! added again. File edits are idempotent (an entry that is already current is left
 //! alone), show a unified diff before writing, keep a timestamped backup of the old file
-//! next to it and write atomically. Only the `pyro` entry is touched; other entries and
-//! settings are kept (JSON keys come back sorted; the backup keeps the original text).
+//! next to it and write atomically. Only the `pyro` entry is touched: other entries and
+//! settings keep their order and text (TOML through `toml_edit`, JSON through an
+//! order-keeping splice of the raw values).
 
 mod config;
 
