@@ -526,13 +526,13 @@ impl Backend for QemuBackend {
         if process::qemu_pid(&paths).is_some() {
             return None;
         }
-        // The supervisor writes the record a moment after QEMU is gone; an empty file
-        // means it has not yet.
+        // The supervisor writes the record a moment after QEMU is gone; while it runs
+        // it holds a lock on the file.
         let mut record = spawn::read_exit_record(&paths.qemu_exit());
         let deadline = Instant::now() + Duration::from_millis(500);
         while record.is_none()
             && Instant::now() < deadline
-            && std::fs::metadata(paths.qemu_exit()).is_ok_and(|m| m.len() == 0)
+            && spawn::exit_record_pending(&paths.qemu_exit())
         {
             std::thread::sleep(Duration::from_millis(10));
             record = spawn::read_exit_record(&paths.qemu_exit());

@@ -19,7 +19,8 @@
 //! `status` can say why a guest stopped (e.g. SIGSYS from the seccomp filter). B keeps
 //! pyro's identity (QEMU runs under another uid when pyro is root, so a QEMU that
 //! breaks out of its device emulation cannot ptrace its supervisor), holds no file but
-//! the exit file, and never execs.
+//! the exit file (locked with `flock` while it waits, so a reader can tell a record still
+//! to come from none at all), and never execs.
 //!
 //! Why hand-written: std's `Command` cannot fork twice or keep a supervisor, and the
 //! daemonizing crates detach the calling process, not a child. Between `fork` and
@@ -353,6 +354,8 @@ fn supervisor(p: &Prepared) -> ! {
         if child == 0 {
             program(p);
         }
+        // Holding a lock on the exit file tells readers a record is still to come.
+        libc::flock(p.exit_file, libc::LOCK_EX | libc::LOCK_NB);
         report(p.report, TAG_PID, child);
         // B must not hold pyro's files: not its stdio (a caller reading pyro's output
         // to its end would wait for QEMU), nor flocks (they live as long as any copy
@@ -535,6 +538,14 @@ pub fn parse_exit_record(text: &str) -> Option<ExitRecord> {
     Some(ExitRecord { pid, end })
 }
 
+/// Whether the supervisor that will write `path` still runs (it holds a lock on it).
+pub fn exit_record_pending(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(file) => matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 /// Read an exit file (at most 256 bytes of it).
 pub fn read_exit_record(path: &Path) -> Option<ExitRecord> {
     let mut text = String::new();
@@ -594,6 +605,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cmd = command(tmp.path(), "sleep", &["30"]);
         let pid = spawn_detached(&cmd).expect("spawn");
+        // The lock is on the open file, which this process shares until it drops it.
+        drop(cmd);
+        assert!(exit_record_pending(&tmp.path().join("exit")), "the supervisor holds the lock");
         let me = std::process::id() as i32;
         assert_ne!(parent_of(pid), me, "the supervisor is QEMU's parent, not pyro");
         assert_ne!(parent_of(parent_of(pid)), me, "the supervisor is not our child either");
@@ -604,6 +618,11 @@ mod tests {
         assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         let record = wait_for_exit(&tmp.path().join("exit"));
         assert_eq!(record, ExitRecord { pid, end: ProgramEnd::Signaled(libc::SIGKILL) });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exit_record_pending(&tmp.path().join("exit")) {
+            assert!(Instant::now() < deadline, "the supervisor kept its lock after writing");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
