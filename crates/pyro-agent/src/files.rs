@@ -229,16 +229,18 @@ pub(crate) fn export(
 }
 
 /// Validate an archive, then unpack it into a guest directory (created if missing).
+/// `links` says which symlink targets are accepted (see [`archive::LinkTargets`]).
 pub(crate) fn import(
     workspace_dir: &Path,
     dest: &str,
     replace: bool,
     bytes: &[u8],
+    links: archive::LinkTargets,
 ) -> Result<ArchiveStats, SandboxError> {
     let path = WorkspacePath::parse(dest)?;
     let guest = path.guest();
     // Validate before creating the destination, so a bad archive changes nothing.
-    archive::validate_archive(bytes)?;
+    archive::validate_archive_with(bytes, links)?;
     let resolved = paths::resolve(workspace_dir, &path)?;
     match &resolved.metadata {
         Some(meta) if meta.file_type().is_symlink() => {
@@ -251,7 +253,7 @@ pub(crate) fn import(
             paths::ensure_real_dir(&resolved.host, &guest)?;
         }
     }
-    Ok(archive::unpack_into(bytes, &resolved.host, replace)?)
+    Ok(archive::unpack_into_with(bytes, &resolved.host, replace, links)?)
 }
 
 #[cfg(test)]
@@ -442,13 +444,21 @@ mod tests {
         let (bytes, kind, stats) = export(dir.path(), "/workspace/b").expect("export");
         assert_eq!(kind, ArtifactType::Directory);
         assert_eq!(stats, ArchiveStats { entry_count: 3, bytes_written: 3, symlink_count: 0 });
-        let stats2 = import(dir.path(), "/workspace/copy/of/b", false, &bytes).expect("import");
+        let stats2 = import(
+            dir.path(),
+            "/workspace/copy/of/b",
+            false,
+            &bytes,
+            archive::LinkTargets::Contained,
+        )
+        .expect("import");
         assert_eq!(stats2, stats);
         assert_eq!(fs::read(dir.path().join("copy/of/b/sub/deep.txt")).expect("read"), b"d");
 
         let (bytes, kind, _) = export(dir.path(), "/workspace/a.txt").expect("export");
         assert_eq!(kind, ArtifactType::File);
-        import(dir.path(), "/workspace/b", true, &bytes).expect("replace");
+        import(dir.path(), "/workspace/b", true, &bytes, archive::LinkTargets::Contained)
+            .expect("replace");
         let names: Vec<_> = list(dir.path(), "/workspace/b", true)
             .expect("list")
             .into_iter()
@@ -457,11 +467,22 @@ mod tests {
         assert_eq!(names, ["/workspace/b/a.txt"]);
 
         // Import through or into a symlink is refused.
-        let err = import(dir.path(), "/workspace/link", false, &bytes).expect_err("link");
+        let err =
+            import(dir.path(), "/workspace/link", false, &bytes, archive::LinkTargets::Contained)
+                .expect_err("link");
         assert_eq!(err.kind(), ErrorKind::PathEscape);
-        let err = import(dir.path(), "/workspace/link/sub", false, &bytes).expect_err("link");
+        let err = import(
+            dir.path(),
+            "/workspace/link/sub",
+            false,
+            &bytes,
+            archive::LinkTargets::Contained,
+        )
+        .expect_err("link");
         assert_eq!(err.kind(), ErrorKind::PathEscape);
-        let err = import(dir.path(), "/workspace/a.txt", false, &bytes).expect_err("file");
+        let err =
+            import(dir.path(), "/workspace/a.txt", false, &bytes, archive::LinkTargets::Contained)
+                .expect_err("file");
         assert_eq!(err.kind(), ErrorKind::WrongType);
     }
 }

@@ -205,7 +205,15 @@ impl Sandbox {
             }
             Request::ImportTar { dest, replace, data_b64 } => {
                 let bytes = decode(&data_b64, "data_b64")?;
-                Response::Imported { stats: files::import(dir, &dest, replace, &bytes)? }
+                // In a guest, links are data: one to /etc is inert (nothing is written
+                // through a link, and a guest process could make it anyway), so a real
+                // repository with absolute links imports whole. On the host
+                // (host_compat) /workspace is a host directory: links stay contained.
+                let links = match self.mode {
+                    SandboxMode::Guest => archive::LinkTargets::Kept,
+                    SandboxMode::HostCompat => archive::LinkTargets::Contained,
+                };
+                Response::Imported { stats: files::import(dir, &dest, replace, &bytes, links)? }
             }
             Request::InstallSecrets { secrets } => match self.mode {
                 SandboxMode::Guest => {

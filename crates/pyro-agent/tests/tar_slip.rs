@@ -273,3 +273,35 @@ fn export_names_and_types() {
         }
     }
 }
+
+#[test]
+fn guest_imports_keep_links_of_any_target_but_never_write_through_them() {
+    let fx = fixture();
+    let sandbox = Sandbox::guest(&fx.workspace);
+    let kept = raw_archive(&[
+        symlink("abs", "/etc/passwd"),
+        symlink("up", "../../outside"),
+        file("a.txt", b"data"),
+    ]);
+    let answer = import(&sandbox, "/workspace/dest", false, &kept);
+    assert!(matches!(answer, Response::Imported { .. }), "{answer:?}");
+    let dest = fx.workspace.join("dest");
+    assert_eq!(fs::read_link(dest.join("abs")).expect("link"), Path::new("/etc/passwd"));
+    assert_eq!(fs::read_link(dest.join("up")).expect("link"), Path::new("../../outside"));
+    for through in [
+        vec![symlink("esc", "/"), file("esc/tmp/pyro-slip-guest", b"pwned")],
+        vec![symlink("esc", "../../outside"), file("esc/victim", b"pwned")],
+    ] {
+        let answer = import(&sandbox, "/workspace/dest", false, &raw_archive(&through));
+        assert!(
+            matches!(answer, Response::Error { kind: ErrorKind::PathEscape, .. }),
+            "{answer:?}"
+        );
+    }
+    // An existing link in the destination is never written through either.
+    let answer =
+        import(&sandbox, "/workspace/dest", false, &raw_archive(&[file("up/victim", b"x")]));
+    assert!(matches!(answer, Response::Error { .. }), "{answer:?}");
+    assert_eq!(fs::read(fx.outside.join("victim")).expect("victim"), b"original");
+    assert!(!Path::new("/tmp/pyro-slip-guest").exists());
+}

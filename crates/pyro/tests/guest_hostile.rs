@@ -263,3 +263,48 @@ fn a_guest_flooding_its_console_keeps_the_host_log_capped() {
     assert!(total > 256 * 1024, "the drain kept only {total} bytes of a 30 s flood");
     cli(&["workspace", "delete", &id]);
 }
+
+#[test]
+fn a_repository_with_absolute_symlinks_seeds_snapshots_resets_and_exports() {
+    let state = common::guest_tempdir();
+    let rt = runtime(state.path());
+    let repo = state.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).expect("repo");
+    std::fs::write(repo.join("src/main.rs"), "fn main() {}\n").expect("write");
+    std::os::unix::fs::symlink("/etc/os-release", repo.join("os-release")).expect("link");
+    std::os::unix::fs::symlink("../../outside", repo.join("src/up")).expect("link");
+    std::os::unix::fs::symlink("main.rs", repo.join("src/main-link")).expect("link");
+    let id = rt
+        .workspace_create(WorkspaceCreateParams {
+            seed_path: Some(repo.display().to_string()),
+            ..WorkspaceCreateParams::new("debian:12-base")
+        })
+        .expect("seed a repository with absolute and outward links")
+        .workspace_id;
+    assert_eq!(
+        exec_stdout(&rt, &id, "readlink os-release src/up"),
+        "/etc/os-release\n../../outside\n"
+    );
+    rt.snapshot_create(SnapshotParams { workspace_id: id.clone(), snapshot_name: "links".into() })
+        .expect("snapshot");
+    exec_stdout(&rt, &id, "rm os-release src/up");
+    rt.workspace_reset(WorkspaceResetParams { workspace_id: id.clone(), snapshot: "links".into() })
+        .expect("reset to a snapshot with absolute links");
+    assert_eq!(exec_stdout(&rt, &id, "readlink os-release"), "/etc/os-release\n");
+    let out = state.path().join("export");
+    let export = rt
+        .workspace_export(WorkspaceExportParams {
+            workspace_id: id.clone(),
+            path: "/workspace".into(),
+            output_path: out.display().to_string(),
+        })
+        .expect("export");
+    assert_eq!(export.symlink_count, 3);
+    assert_eq!(
+        std::fs::read_link(out.join("os-release")).expect("link"),
+        Path::new("/etc/os-release")
+    );
+    assert_eq!(std::fs::read_link(out.join("src/up")).expect("link"), Path::new("../../outside"));
+    assert!(!state.path().join("outside").exists(), "a link was followed on the host");
+    rt.workspace_delete(&id).expect("delete");
+}

@@ -101,7 +101,8 @@ pub fn prepare(path: &str) -> Result<Seed> {
     if tar.len() as u64 > max {
         return Err(too_large(&source, max));
     }
-    archive::validate_archive(&tar).map_err(|e| {
+    // Links are kept as links in the guest (any target); nothing is written through one.
+    archive::validate_archive_with(&tar, archive::LinkTargets::Kept).map_err(|e| {
         PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display()))
     })?;
     let origin_ref = Some(source.display().to_string());
