@@ -12,7 +12,8 @@
 //! and every page it allocates is counted. Where no cgroup can be made (no controller,
 //! no permission: pyro as an ordinary user without delegation), QEMU runs without one
 //! and `pyro doctor` and the sandbox's metadata say so. A sandbox's cgroup is removed
-//! when its QEMU is gone.
+//! when it is stopped; empty ones left by QEMUs that died otherwise are swept when the
+//! next cgroup is made.
 
 use super::layout::SandboxPaths;
 use sha2::Digest as _;
@@ -170,6 +171,38 @@ fn make_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// How old an empty sandbox cgroup must be before [`sweep_stale`] removes it: far longer
+/// than the moment between making a cgroup and QEMU joining it.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Remove empty sandbox cgroups under `parent` left by QEMUs that died without a stop
+/// (killed, crashed, a failed boot). A cgroup with a task in it refuses rmdir.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("sandbox-") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// Make `dir` anew (an old empty one is removed first), so its age says it is in use
+/// and [`sweep_stale`] leaves it alone until QEMU has joined.
+fn fresh_dir(dir: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir(dir);
+    make_dir(dir)
+}
+
 /// Make (or reuse) the cgroup of `paths` with `limits`; `Err` says why there is none.
 pub fn prepare(paths: &SandboxPaths, limits: Limits) -> Result<SandboxCgroup, String> {
     let hierarchy = detect().ok_or_else(|| {
@@ -180,13 +213,14 @@ pub fn prepare(paths: &SandboxPaths, limits: Limits) -> Result<SandboxCgroup, St
         Hierarchy::V2(mount) => {
             let parent = mount.join(PARENT);
             make_dir(&parent)?;
+            sweep_stale(&parent);
             // Controllers must be enabled on the way down (the root allows it; the
             // parent holds no process, so it may delegate them further).
             for dir in [mount.as_path(), parent.as_path()] {
                 write(&dir.join("cgroup.subtree_control"), "+cpu +memory +pids")?;
             }
             let dir = parent.join(&name);
-            make_dir(&dir)?;
+            fresh_dir(&dir)?;
             write(&dir.join("cpu.max"), &format!("{} {CPU_PERIOD_US}", limits.cpu_quota_us))?;
             write(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
             if dir.join("memory.swap.max").exists() {
@@ -205,8 +239,9 @@ pub fn prepare(paths: &SandboxPaths, limits: Limits) -> Result<SandboxCgroup, St
             for (controller, mount) in controllers {
                 let parent = mount.join(PARENT);
                 make_dir(&parent)?;
+                sweep_stale(&parent);
                 let dir = parent.join(&name);
-                make_dir(&dir)?;
+                fresh_dir(&dir)?;
                 match controller.as_str() {
                     "cpu" => {
                         write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
