@@ -4,6 +4,8 @@
 //! Host execution is forced so these run without a guest; the guest-backed end-to-end
 //! check is the repro-fix recipe in `recipes.rs`.
 
+#[path = "common/git.rs"]
+mod git_helper;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -16,17 +18,7 @@ use std::process::Command;
 
 type Client = RunningService<RoleClient, ()>;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use git_helper::git;
 
 /// A checkout with tracked, staged, modified, untracked and ignored files; the ignored
 /// build output holds a sparse 600 MiB file (larger than any seed) that nobody may read.

@@ -11,6 +11,8 @@
 //! Guests boot under TCG here (seconds each), so the recipes stay few.
 
 mod common;
+#[path = "common/git.rs"]
+mod git_helper;
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -20,17 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use git_helper::git;
 
 /// A project whose `check.sh` fails until `src/answer.txt` says 42, with ignored build
 /// output (including an unreadable file) and an untracked scratch file.
