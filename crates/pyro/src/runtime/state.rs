@@ -215,6 +215,9 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 pub struct WorkspaceLock {
     /// `None` for a re-entrant guard (this thread already holds the lock).
     held: Option<(File, PathBuf)>,
+    /// Not `Send`: the re-entrancy record is per thread, so the guard must be dropped on
+    /// the thread that took it.
+    _same_thread: std::marker::PhantomData<std::rc::Rc<()>>,
 }
 
 thread_local! {
@@ -227,24 +230,30 @@ impl WorkspaceLock {
     /// Block until the lock at `path` is ours (at once when this thread holds it).
     pub fn acquire(path: &Path) -> Result<Self> {
         if HELD.with(|held| held.borrow().contains(path)) {
-            return Ok(WorkspaceLock { held: None });
+            return Ok(WorkspaceLock { held: None, _same_thread: std::marker::PhantomData });
         }
         let file = Self::open(path)?;
         file.lock().map_err(|e| PyroError::io("could not lock", path, e))?;
         HELD.with(|held| held.borrow_mut().insert(path.to_path_buf()));
-        Ok(WorkspaceLock { held: Some((file, path.to_path_buf())) })
+        Ok(WorkspaceLock {
+            held: Some((file, path.to_path_buf())),
+            _same_thread: std::marker::PhantomData,
+        })
     }
 
     /// Take the lock only if nobody holds it; `Ok(None)` when someone does.
     pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
         if HELD.with(|held| held.borrow().contains(path)) {
-            return Ok(Some(WorkspaceLock { held: None }));
+            return Ok(Some(WorkspaceLock { held: None, _same_thread: std::marker::PhantomData }));
         }
         let file = Self::open(path)?;
         match file.try_lock() {
             Ok(()) => {
                 HELD.with(|held| held.borrow_mut().insert(path.to_path_buf()));
-                Ok(Some(WorkspaceLock { held: Some((file, path.to_path_buf())) }))
+                Ok(Some(WorkspaceLock {
+                    held: Some((file, path.to_path_buf())),
+                    _same_thread: std::marker::PhantomData,
+                }))
             }
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(PyroError::io("could not lock", path, e)),
