@@ -22,4 +22,4 @@ mod tools;
 
 pub use mode::{ExposedTool, Mode, Surface, UnknownModeError};
 pub use profile::{Profile, UnknownProfileError};
-pub use tools::{tool, tools_for, ModeTool, ToolSpec, MODE_TOOLS, TOOLS};
+pub use tools::{tool, tools_for, Effect, Hints, ModeTool, ToolSpec, MODE_TOOLS, TOOLS};

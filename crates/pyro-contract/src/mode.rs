@@ -7,7 +7,7 @@
 //! exposes: one profile or one mode, never both.
 
 use crate::profile::Profile;
-use crate::tools::{tool, tools_for, ModeTool, ToolSpec, MODE_TOOLS};
+use crate::tools::{tool, tools_for, Hints, ModeTool, ToolSpec, MODE_TOOLS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -158,6 +158,26 @@ impl ExposedTool {
             (Surface::Mode(_), None) => self.spec.schema_for(Profile::WorkspaceFull),
         }
     }
+
+    /// The MCP annotations (`readOnlyHint`, ...) on this surface.
+    pub fn hints(&self) -> Hints {
+        // One-shot VMs get their network from `network`, workspaces from `network_policy`.
+        let switch = if self.name().starts_with("vm_") { "network" } else { "network_policy" };
+        self.spec.effect.hints(self.surface.offers(switch))
+    }
+
+    /// This tool as `tools/list` shows it, on the fields the token budget counts: `name`,
+    /// `description`, `inputSchema` and `annotations` (a server may adjust the
+    /// description and schema of `workspace_create` for its project; the budget is
+    /// measured without that).
+    pub fn listing(&self) -> Value {
+        serde_json::json!({
+            "name": self.name(),
+            "description": self.description(),
+            "inputSchema": self.input_schema(),
+            "annotations": self.hints().to_json(),
+        })
+    }
 }
 
 impl Surface {
@@ -200,6 +220,19 @@ impl Surface {
     /// One exposed tool by name.
     pub fn tool(self, name: &str) -> Option<ExposedTool> {
         self.tools().into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether some tool of this surface takes parameter `name` (for example
+    /// `network_policy`: then a workspace's guest may reach the network).
+    pub fn offers(self, name: &str) -> bool {
+        self.tools().iter().any(|t| t.input_schema()["properties"].get(name).is_some())
+    }
+
+    /// The size in bytes of the compact JSON of this surface's `tools/list` on the fields
+    /// [`ExposedTool::listing`] names: what the tool list costs a model's context.
+    pub fn listing_bytes(self) -> usize {
+        let listing: Vec<Value> = self.tools().iter().map(ExposedTool::listing).collect();
+        serde_json::to_string(&listing).map(|s| s.len()).unwrap_or(usize::MAX)
     }
 
     /// Whether this surface narrows `name`'s parameters relative to `workspace-full`.

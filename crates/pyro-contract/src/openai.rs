@@ -19,6 +19,8 @@
 //! - each optional property becomes required and nullable; its default moves into the
 //!   description (`Default: 1024.`), because `null` means "use the default";
 //! - a map (such as `labels`) becomes a list of `{"key", "value"}` objects;
+//! - ranges (`minimum`/`maximum`), `pattern` and `examples` move into the description
+//!   (`Range: 1-8.`), so the limits the MCP schema declares still reach the model;
 //! - every other keyword is dropped.
 //!
 //! [`from_strict_arguments`] undoes this for one call: it drops `null`s (so pyro applies
@@ -186,7 +188,8 @@ fn convert(node: &Value, defs: &Map<String, Value>, depth: usize) -> Map<String,
         return out;
     }
     let node = resolve(node, defs);
-    if let Some(description) = node.get("description").and_then(Value::as_str) {
+    let description = described_limits(&node);
+    if !description.is_empty() {
         out.insert("description".into(), json!(description));
     }
 
@@ -278,6 +281,32 @@ fn convert(node: &Value, defs: &Map<String, Value>, depth: usize) -> Map<String,
         }
     }
     out
+}
+
+/// The node's description followed by what strict mode cannot declare: its range
+/// (`Range: 1-8.`), pattern and examples, so a model still learns the limits.
+fn described_limits(node: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(d) = node.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+        parts.push(d.to_string());
+    }
+    match (node.get("minimum"), node.get("maximum")) {
+        (Some(min), Some(max)) => parts.push(format!("Range: {min}-{max}.")),
+        (Some(min), None) => parts.push(format!("At least {min}.")),
+        (None, Some(max)) => parts.push(format!("At most {max}.")),
+        (None, None) => {}
+    }
+    if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
+        parts.push(format!("Pattern: {pattern}"));
+    }
+    if let Some(Value::Array(examples)) = node.get("examples") {
+        let shown: Vec<String> =
+            examples.iter().map(|e| e.as_str().map(String::from).unwrap_or(e.to_string())).collect();
+        if !shown.is_empty() {
+            parts.push(format!("e.g. {}.", shown.join(", ")));
+        }
+    }
+    parts.join(" ")
 }
 
 /// Make a converted property nullable and move its default into the description.
@@ -512,7 +541,8 @@ mod tests {
         );
         let p = &full["properties"];
         assert_eq!(p["mem_mib"]["type"], json!(["integer", "null"]));
-        assert!(p["mem_mib"]["description"].as_str().expect("d").ends_with("Default: 1024."));
+        assert_eq!(p["mem_mib"]["description"], "Range: 256-32768. Default: 1024.");
+        assert_eq!(p["environment"]["description"], "e.g. debian:12.");
         assert_eq!(p["network_policy"]["type"], json!(["string", "null"]));
         assert_eq!(
             p["network_policy"]["enum"],

@@ -114,12 +114,15 @@ impl NetworkPolicy {
 #[serde(deny_unknown_fields)]
 pub struct SecretInput {
     /// Secret name: letters, digits and `_`, not starting with a digit.
+    #[schemars(description = "", regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub name: String,
     /// The secret value (never echoed back).
     #[serde(default)]
+    #[schemars(description = "")]
     pub value: Option<String>,
     /// Host file holding the value (read at create time).
     #[serde(default)]
+    #[schemars(description = "")]
     pub file_path: Option<String>,
 }
 
@@ -128,9 +131,11 @@ pub struct SecretInput {
 #[serde(deny_unknown_fields)]
 pub struct PublishedPortInput {
     /// Guest TCP port (1-65535).
+    #[schemars(description = "", range(min = 1))]
     pub guest_port: u16,
-    /// Host port (1025-65535); omitted or null picks a free one.
+    /// Omit for a free port.
     #[serde(default)]
+    #[schemars(range(min = 1025))]
     pub host_port: Option<u16>,
 }
 
@@ -138,26 +143,33 @@ pub struct PublishedPortInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmRunParams {
-    /// Environment name, e.g. `debian:12`, `debian:12-base`, `debian:12-build`.
+    /// Environment name, e.g. `debian:12`.
+    #[schemars(description = "", extend("examples" = ["debian:12"]))]
     pub environment: String,
     /// Shell command run with `/bin/sh -lc` in the guest.
+    #[schemars(description = "")]
     pub command: String,
     /// Virtual CPUs (1-8).
     #[serde(default = "d_vcpu")]
+    #[schemars(description = "", range(min = 1, max = 8))]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
     #[serde(default = "d_mem")]
+    #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
     /// Kill the command after this many seconds (exit code 124).
     #[serde(default = "d_timeout")]
+    #[schemars(description = "", range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
     /// Lifetime of the VM in seconds (60-3600).
     #[serde(default = "d_ttl")]
+    #[schemars(description = "", range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
     /// Give the guest outbound network access.
     #[serde(default)]
+    #[schemars(description = "")]
     pub network: bool,
-    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
+    /// Run on the host if no VM.
     #[serde(default)]
     pub allow_host_compat: bool,
 }
@@ -167,20 +179,25 @@ pub struct VmRunParams {
 #[serde(deny_unknown_fields)]
 pub struct VmCreateParams {
     /// Environment name.
+    #[schemars(description = "")]
     pub environment: String,
     /// Virtual CPUs (1-8).
     #[serde(default = "d_vcpu")]
+    #[schemars(description = "", range(min = 1, max = 8))]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
     #[serde(default = "d_mem")]
+    #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
     /// Lifetime in seconds (60-3600).
     #[serde(default = "d_ttl")]
+    #[schemars(description = "", range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
     /// Give the guest outbound network access.
     #[serde(default)]
+    #[schemars(description = "")]
     pub network: bool,
-    /// Allow host execution when no guest backend is available.
+    /// Run on the host if no VM.
     #[serde(default)]
     pub allow_host_compat: bool,
 }
@@ -190,6 +207,7 @@ pub struct VmCreateParams {
 #[serde(deny_unknown_fields)]
 pub struct VmIdParams {
     /// VM id returned by `vm_create`.
+    #[schemars(description = "")]
     pub vm_id: String,
 }
 
@@ -198,11 +216,14 @@ pub struct VmIdParams {
 #[serde(deny_unknown_fields)]
 pub struct VmExecParams {
     /// VM id.
+    #[schemars(description = "")]
     pub vm_id: String,
     /// Shell command.
+    #[schemars(description = "")]
     pub command: String,
     /// Timeout in seconds.
     #[serde(default = "d_timeout")]
+    #[schemars(description = "", range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
 }
 
@@ -216,33 +237,40 @@ pub struct NoParams {}
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreateParams {
     /// Environment name, e.g. `debian:12`.
+    #[schemars(description = "", extend("examples" = ["debian:12"]))]
     pub environment: String,
     /// Virtual CPUs (1-8).
     #[serde(default = "d_vcpu")]
+    #[schemars(description = "", range(min = 1, max = 8))]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
     #[serde(default = "d_mem")]
+    #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
-    /// Lifetime in seconds (60-3600); the workspace is deleted after it.
+    /// The workspace is deleted after it.
     #[serde(default = "d_ttl")]
+    #[schemars(range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
     /// `off` (no network), `egress` or `egress+published-ports`.
     #[serde(default = "d_network_policy")]
+    #[schemars(description = "")]
     pub network_policy: NetworkPolicy,
-    /// Allow host execution when no guest backend is available.
+    /// Run on the host if no VM.
     #[serde(default)]
     pub allow_host_compat: bool,
-    /// Host directory or .tar/.tar.gz/.tgz archive copied into /workspace.
+    /// Host directory or .tar/.tar.gz/.tgz copied into /workspace.
     #[serde(default)]
     pub seed_path: Option<String>,
-    /// Secrets installed under /run/pyro-secrets/<name> in the guest.
+    /// Each at /run/pyro-secrets/<name>; give value or file_path.
     #[serde(default)]
     pub secrets: Option<Vec<SecretInput>>,
     /// Optional human-friendly name.
     #[serde(default)]
+    #[schemars(description = "")]
     pub name: Option<String>,
     /// Optional labels.
     #[serde(default)]
+    #[schemars(description = "")]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -251,27 +279,33 @@ pub struct WorkspaceCreateParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreateCoreParams {
     /// Environment name, e.g. `debian:12`.
+    #[schemars(description = "", extend("examples" = ["debian:12"]))]
     pub environment: String,
     /// Virtual CPUs (1-8).
     #[serde(default = "d_vcpu")]
+    #[schemars(description = "", range(min = 1, max = 8))]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
     #[serde(default = "d_mem")]
+    #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
-    /// Lifetime in seconds (60-3600); the workspace is deleted after it.
+    /// The workspace is deleted after it.
     #[serde(default = "d_ttl")]
+    #[schemars(range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
-    /// Allow host execution when no guest backend is available.
+    /// Run on the host if no VM.
     #[serde(default)]
     pub allow_host_compat: bool,
-    /// Host directory or .tar/.tar.gz/.tgz archive copied into /workspace.
+    /// Host directory or .tar/.tar.gz/.tgz copied into /workspace.
     #[serde(default)]
     pub seed_path: Option<String>,
     /// Optional human-friendly name.
     #[serde(default)]
+    #[schemars(description = "")]
     pub name: Option<String>,
     /// Optional labels.
     #[serde(default)]
+    #[schemars(description = "")]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -331,6 +365,7 @@ impl VmRunParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceIdParams {
     /// Workspace id returned by `workspace_create`.
+    #[schemars(description = "")]
     pub workspace_id: String,
 }
 
@@ -339,18 +374,22 @@ pub struct WorkspaceIdParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceUpdateParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// New name.
     #[serde(default)]
+    #[schemars(description = "")]
     pub name: Option<String>,
     /// Remove the name.
     #[serde(default)]
+    #[schemars(description = "")]
     pub clear_name: bool,
-    /// Labels to add or replace (merged).
+    /// Merged.
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
     /// Label keys to remove.
     #[serde(default)]
+    #[schemars(description = "")]
     pub clear_labels: Option<Vec<String>>,
 }
 
@@ -359,13 +398,16 @@ pub struct WorkspaceUpdateParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceExecParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell command run with `/bin/sh -lc` in /workspace.
+    #[schemars(description = "")]
     pub command: String,
     /// Kill the command after this many seconds (exit code 124).
     #[serde(default = "d_timeout")]
+    #[schemars(description = "", range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
-    /// Map workspace secret names to environment variable names for this command.
+    /// Secret name to env var name.
     #[serde(default)]
     pub secret_env: Option<BTreeMap<String, String>>,
 }
@@ -375,11 +417,14 @@ pub struct WorkspaceExecParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceExecCoreParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell command run with `/bin/sh -lc` in /workspace.
+    #[schemars(description = "")]
     pub command: String,
     /// Kill the command after this many seconds (exit code 124).
     #[serde(default = "d_timeout")]
+    #[schemars(description = "", range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
 }
 
@@ -411,11 +456,14 @@ impl WorkspaceExecParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceSyncPushParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Host directory or .tar/.tar.gz/.tgz archive.
+    #[schemars(description = "")]
     pub source_path: String,
     /// Destination directory inside /workspace.
     #[serde(default = "d_workspace")]
+    #[schemars(description = "")]
     pub dest: String,
 }
 
@@ -424,10 +472,13 @@ pub struct WorkspaceSyncPushParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceExportParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Path inside /workspace (relative paths are under /workspace).
+    #[schemars(description = "")]
     pub path: String,
     /// Host path to create; must not exist yet.
+    #[schemars(description = "")]
     pub output_path: String,
 }
 
@@ -436,12 +487,15 @@ pub struct WorkspaceExportParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceFileListParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Directory to list.
     #[serde(default = "d_workspace")]
+    #[schemars(description = "")]
     pub path: String,
     /// Include subdirectories.
     #[serde(default)]
+    #[schemars(description = "")]
     pub recursive: bool,
 }
 
@@ -450,11 +504,14 @@ pub struct WorkspaceFileListParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceFileReadParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// File path inside /workspace.
+    #[schemars(description = "")]
     pub path: String,
     /// Return at most this many bytes (1-1048576).
     #[serde(default = "d_max_bytes")]
+    #[schemars(description = "", range(min = 1, max = 1048576))]
     pub max_bytes: u64,
 }
 
@@ -463,10 +520,12 @@ pub struct WorkspaceFileReadParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceFileWriteParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// File path inside /workspace; parents are created.
+    #[schemars(description = "")]
     pub path: String,
-    /// Full new content (UTF-8, at most 1 MiB).
+    /// UTF-8, at most 1 MiB.
     pub text: String,
 }
 
@@ -475,8 +534,9 @@ pub struct WorkspaceFileWriteParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePatchApplyParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
-    /// Unified diff (paths relative to /workspace, `a/` and `b/` prefixes allowed).
+    /// Paths relative to /workspace.
     pub patch: String,
 }
 
@@ -485,9 +545,11 @@ pub struct WorkspacePatchApplyParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceResetParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Snapshot to restore; `baseline` is the state right after creation.
     #[serde(default = "d_baseline")]
+    #[schemars(description = "")]
     pub snapshot: String,
 }
 
@@ -496,8 +558,10 @@ pub struct WorkspaceResetParams {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceDiskExportParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Host path to create; must not exist yet.
+    #[schemars(description = "")]
     pub output_path: String,
 }
 
@@ -506,8 +570,10 @@ pub struct WorkspaceDiskExportParams {
 #[serde(deny_unknown_fields)]
 pub struct SnapshotParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Snapshot name (`baseline` is reserved).
+    #[schemars(description = "")]
     pub snapshot_name: String,
 }
 
@@ -516,17 +582,21 @@ pub struct SnapshotParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellOpenParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Working directory inside /workspace.
     #[serde(default = "d_workspace")]
+    #[schemars(description = "")]
     pub cwd: String,
     /// Terminal width.
     #[serde(default = "d_cols")]
+    #[schemars(description = "", range(min = 1, max = 65535))]
     pub cols: u32,
     /// Terminal height.
     #[serde(default = "d_rows")]
+    #[schemars(description = "", range(min = 1, max = 65535))]
     pub rows: u32,
-    /// Map secret names to environment variable names for the shell's lifetime.
+    /// Secret name to env var name.
     #[serde(default)]
     pub secret_env: Option<BTreeMap<String, String>>,
 }
@@ -536,8 +606,10 @@ pub struct ShellOpenParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellIdParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell id returned by `shell_open`.
+    #[schemars(description = "")]
     pub shell_id: String,
 }
 
@@ -546,20 +618,24 @@ pub struct ShellIdParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellReadParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell id.
+    #[schemars(description = "")]
     pub shell_id: String,
-    /// Character offset to read from (use the previous `next_cursor`).
+    /// The previous read's `next_cursor`.
     #[serde(default)]
     pub cursor: u64,
     /// Return at most this many characters.
     #[serde(default = "d_max_chars")]
+    #[schemars(description = "", range(min = 1))]
     pub max_chars: u64,
     /// Strip terminal escape sequences.
     #[serde(default)]
     pub plain: bool,
-    /// Wait until the shell has been quiet this long (1-10000 ms).
+    /// First wait until the shell is quiet this long.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
     pub wait_for_idle_ms: Option<u64>,
 }
 
@@ -568,13 +644,17 @@ pub struct ShellReadParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellWriteParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell id.
+    #[schemars(description = "")]
     pub shell_id: String,
     /// Text to type.
+    #[schemars(description = "")]
     pub input: String,
     /// Press Enter after the input.
     #[serde(default = "d_true")]
+    #[schemars(description = "")]
     pub append_newline: bool,
 }
 
@@ -583,11 +663,14 @@ pub struct ShellWriteParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellSignalParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell id.
+    #[schemars(description = "")]
     pub shell_id: String,
     /// One of HUP, INT, TERM, KILL.
     #[serde(default = "d_signal")]
+    #[schemars(description = "", extend("enum" = ["HUP", "INT", "TERM", "KILL"]))]
     pub signal_name: String,
 }
 
@@ -597,6 +680,7 @@ pub struct ShellSignalParams {
 #[serde(deny_unknown_fields)]
 pub struct ShellResizeParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Shell id.
     pub shell_id: String,
@@ -654,36 +738,42 @@ impl ShellWriteParams {
 #[serde(deny_unknown_fields)]
 pub struct ServiceStartParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Service name.
+    #[schemars(description = "")]
     pub service_name: String,
     /// Shell command of the long-running process.
+    #[schemars(description = "")]
     pub command: String,
     /// Working directory inside /workspace.
     #[serde(default = "d_workspace")]
+    #[schemars(description = "")]
     pub cwd: String,
-    /// Ready when this file exists.
+    /// Path that must exist.
     #[serde(default)]
     pub ready_file: Option<String>,
-    /// Ready when HOST:PORT accepts TCP connections (in the guest).
+    /// HOST:PORT accepting TCP.
     #[serde(default)]
     pub ready_tcp: Option<String>,
-    /// Ready when this URL answers 2xx/3xx (in the guest).
+    /// URL answering 2xx/3xx.
     #[serde(default)]
     pub ready_http: Option<String>,
-    /// Ready when this command exits 0.
+    /// Command exiting 0.
     #[serde(default)]
     pub ready_command: Option<String>,
     /// Give up waiting for readiness after this many seconds.
     #[serde(default = "d_ready_timeout")]
+    #[schemars(description = "", range(min = 1, max = 3600))]
     pub ready_timeout_seconds: u64,
     /// Probe interval in milliseconds.
     #[serde(default = "d_ready_interval")]
+    #[schemars(description = "", range(min = 1, max = 60000))]
     pub ready_interval_ms: u64,
-    /// Map secret names to environment variable names.
+    /// Secret name to env var name.
     #[serde(default)]
     pub secret_env: Option<BTreeMap<String, String>>,
-    /// Ports to publish on the host's 127.0.0.1.
+    /// On the host's 127.0.0.1.
     #[serde(default)]
     pub published_ports: Option<Vec<PublishedPortInput>>,
 }
@@ -693,8 +783,10 @@ pub struct ServiceStartParams {
 #[serde(deny_unknown_fields)]
 pub struct ServiceIdParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Service name.
+    #[schemars(description = "")]
     pub service_name: String,
 }
 
@@ -703,13 +795,16 @@ pub struct ServiceIdParams {
 #[serde(deny_unknown_fields)]
 pub struct ServiceLogsParams {
     /// Workspace id.
+    #[schemars(description = "")]
     pub workspace_id: String,
     /// Service name.
+    #[schemars(description = "")]
     pub service_name: String,
     /// Return the last N lines.
     #[serde(default = "d_tail_lines")]
+    #[schemars(description = "", range(min = 1))]
     pub tail_lines: i64,
-    /// Return the whole logs instead of a tail.
+    /// Ignore tail_lines.
     #[serde(default)]
     pub all: bool,
 }

@@ -8,6 +8,112 @@ use crate::profile::Profile;
 use schemars::JsonSchema;
 use serde_json::Value;
 
+/// What a tool does to the world, from which its MCP annotations follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads state.
+    Read,
+    /// Adds something new (a VM, workspace, snapshot, shell, host file); a second call
+    /// adds another or fails.
+    Create,
+    /// Sets a state or value; calling again changes nothing more.
+    Set,
+    /// Replaces existing content; calling again changes nothing more.
+    Overwrite,
+    /// Changes existing content; calling again changes it again (or fails).
+    Edit,
+    /// Deletes or discards data; calling again changes nothing more.
+    Delete,
+    /// Sends a signal to running processes.
+    Signal,
+    /// Boots its own throwaway VM and runs a command there (`vm_run`): nothing outside
+    /// that VM changes, but the command may reach the network.
+    Run,
+    /// Runs an arbitrary command where data lives: it may rewrite or delete anything
+    /// there, and reach the network when the surface grants it.
+    Command,
+}
+
+/// The MCP tool annotations of one tool on one surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// `readOnlyHint`.
+    pub read_only: bool,
+    /// `destructiveHint`.
+    pub destructive: bool,
+    /// `idempotentHint`.
+    pub idempotent: bool,
+    /// `openWorldHint`: the tool may reach hosts outside pyro (the guest's network).
+    pub open_world: bool,
+}
+
+impl Hints {
+    /// MCP's value of each hint when a tool leaves it out: not read-only, destructive,
+    /// not idempotent, open-world.
+    pub const MCP_DEFAULTS: Hints =
+        Hints { read_only: false, destructive: true, idempotent: false, open_world: true };
+
+    /// Each hint that differs from [`Hints::MCP_DEFAULTS`], as `(camelCase name, value)`:
+    /// what `tools/list` carries. A client reads a missing hint as its MCP default, so
+    /// every tool still declares all four. `destructiveHint` and `idempotentHint` mean
+    /// nothing for a read-only tool (MCP) and are left out there.
+    pub fn declared(self) -> Vec<(&'static str, bool)> {
+        let d = Hints::MCP_DEFAULTS;
+        let mut out = Vec::new();
+        if self.read_only != d.read_only {
+            out.push(("readOnlyHint", self.read_only));
+        }
+        if !self.read_only && self.destructive != d.destructive {
+            out.push(("destructiveHint", self.destructive));
+        }
+        if !self.read_only && self.idempotent != d.idempotent {
+            out.push(("idempotentHint", self.idempotent));
+        }
+        if self.open_world != d.open_world {
+            out.push(("openWorldHint", self.open_world));
+        }
+        out
+    }
+
+    /// The annotations object as MCP `tools/list` carries it (see [`Hints::declared`]).
+    pub fn to_json(self) -> Value {
+        Value::Object(self.declared().into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// The hints a client reads from an annotations object, filling in MCP's defaults
+    /// (read-only tools are neither destructive nor non-idempotent).
+    pub fn from_json(annotations: &Value) -> Hints {
+        let d = Hints::MCP_DEFAULTS;
+        let get = |k: &str, default: bool| annotations.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let read_only = get("readOnlyHint", d.read_only);
+        Hints {
+            read_only,
+            destructive: get("destructiveHint", if read_only { false } else { d.destructive }),
+            idempotent: get("idempotentHint", if read_only { true } else { d.idempotent }),
+            open_world: get("openWorldHint", d.open_world),
+        }
+    }
+}
+
+impl Effect {
+    /// The hints, given whether the surface lets guests reach the network.
+    pub fn hints(self, surface_has_network: bool) -> Hints {
+        let (read_only, destructive, idempotent) = match self {
+            Effect::Read => (true, false, true),
+            Effect::Create | Effect::Signal | Effect::Run => (false, false, false),
+            Effect::Set => (false, false, true),
+            Effect::Overwrite | Effect::Delete => (false, true, true),
+            Effect::Edit | Effect::Command => (false, true, false),
+        };
+        let open_world = match self {
+            Effect::Run => true,
+            Effect::Command => surface_has_network,
+            _ => false,
+        };
+        Hints { read_only, destructive, idempotent, open_world }
+    }
+}
+
 /// One tool of the public contract.
 #[derive(Debug, Clone, Copy)]
 pub struct ToolSpec {
@@ -21,10 +127,8 @@ pub struct ToolSpec {
     pub input_schema: fn() -> Value,
     /// Narrowed schema for `workspace-core`, when it differs.
     pub core_input_schema: Option<fn() -> Value>,
-    /// The tool only reads state.
-    pub read_only: bool,
-    /// The tool may destroy data.
-    pub destructive: bool,
+    /// What the tool does to the world (its MCP annotations).
+    pub effect: Effect,
 }
 
 impl ToolSpec {
@@ -42,10 +146,18 @@ impl ToolSpec {
     }
 }
 
+/// The lean JSON Schema of a parameter type, as `tools/list` shows it: `$ref`s inlined,
+/// and none of what costs a model's context without telling it anything: titles,
+/// `$schema`, the struct's doc comment, `format` (`uint32`, ...), the `minimum: 0`
+/// every unsigned integer gets, `default: null` and the `null` type of optional values
+/// (leaving a parameter out means the same). Real ranges come from `#[schemars(range)]`
+/// on the field; enums become `enum` lists.
 fn schema<T: JsonSchema>() -> Value {
-    let mut value = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    let raw = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    let defs = raw.get("$defs").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut value = lean(&raw, &defs, 0);
     if let Some(obj) = value.as_object_mut() {
-        obj.remove("$schema");
+        obj.remove("description");
         if !obj.contains_key("properties") {
             obj.insert("properties".into(), Value::Object(Default::default()));
         }
@@ -53,118 +165,192 @@ fn schema<T: JsonSchema>() -> Value {
     value
 }
 
+/// How deep `lean` follows `$ref`s and nesting (the parameter types are not recursive).
+const MAX_SCHEMA_DEPTH: usize = 16;
+
+fn lean(node: &Value, defs: &serde_json::Map<String, Value>, depth: usize) -> Value {
+    let Value::Object(map) = node else { return node.clone() };
+    if depth > MAX_SCHEMA_DEPTH {
+        return Value::Object(Default::default());
+    }
+    let mut map = map.clone();
+    // Inline a `$ref`, without the type's doc comment (written for Rust readers and
+    // repeated wherever the type is used): the referring field says what it is for.
+    if let Some(Value::String(target)) = map.remove("$ref") {
+        let name = target.rsplit('/').next().unwrap_or_default();
+        if let Some(Value::Object(def)) = defs.get(name) {
+            let mut merged = def.clone();
+            merged.remove("description");
+            merged.extend(map);
+            map = merged;
+        }
+    }
+    let unsigned = map.get("format").and_then(Value::as_str).is_some_and(|f| f.starts_with("uint"));
+    for key in ["$schema", "$defs", "title", "format"] {
+        map.remove(key);
+    }
+    if unsigned && map.get("minimum") == Some(&Value::from(0)) {
+        map.remove("minimum");
+    }
+    // Closed objects are enforced where the arguments are parsed (every parameter type
+    // denies unknown fields, and the error names the parameter), not declared again in
+    // every schema; `additionalProperties` stays where it types a map's values.
+    if map.get("additionalProperties") == Some(&Value::Bool(false)) {
+        map.remove("additionalProperties");
+    }
+    // Leaving out an optional value or a flag means null or false anyway.
+    if matches!(map.get("default"), Some(Value::Null | Value::Bool(false))) {
+        map.remove("default");
+    }
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".into(), only);
+        }
+    }
+    // An enum of documented constants: the values say enough.
+    let constants: Option<Vec<Value>> = map
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .and_then(|alts| alts.iter().map(|a| a.get("const").cloned()).collect());
+    if let Some(constants) = constants {
+        map.remove("oneOf");
+        map.insert("type".into(), Value::from("string"));
+        map.insert("enum".into(), Value::Array(constants));
+    }
+    let leaned = map.into_iter().map(|(k, v)| {
+        let v = match k.as_str() {
+            "properties" => match v {
+                Value::Object(props) => Value::Object(
+                    props.into_iter().map(|(n, p)| (n, lean(&p, defs, depth + 1))).collect(),
+                ),
+                other => other,
+            },
+            "items" | "additionalProperties" => lean(&v, defs, depth + 1),
+            "anyOf" | "oneOf" => match v {
+                Value::Array(alts) => {
+                    Value::Array(alts.iter().map(|a| lean(a, defs, depth + 1)).collect())
+                }
+                other => other,
+            },
+            _ => v,
+        };
+        (k, v)
+    });
+    Value::Object(leaned.collect())
+}
+
 macro_rules! tool {
-    ($name:literal, $min:ident, $params:ty, $ro:literal, $destr:literal, $desc:literal) => {
+    ($name:literal, $min:ident, $params:ty, $effect:ident, $desc:literal) => {
         ToolSpec {
             name: $name,
             description: $desc,
             min_profile: Profile::$min,
             input_schema: schema::<$params>,
             core_input_schema: None,
-            read_only: $ro,
-            destructive: $destr,
+            effect: Effect::$effect,
         }
     };
-    ($name:literal, $min:ident, $params:ty, core = $core:ty, $ro:literal, $destr:literal, $desc:literal) => {
+    ($name:literal, $min:ident, $params:ty, core = $core:ty, $effect:ident, $desc:literal) => {
         ToolSpec {
             name: $name,
             description: $desc,
             min_profile: Profile::$min,
             input_schema: schema::<$params>,
             core_input_schema: Some(schema::<$core>),
-            read_only: $ro,
-            destructive: $destr,
+            effect: Effect::$effect,
         }
     };
 }
 
 /// Every tool, in registration (`tools/list`) order.
 pub const TOOLS: &[ToolSpec] = &[
-    tool!("vm_run", VmRun, VmRunParams, false, false,
-        "Boot a fresh Linux microVM from an environment, run one shell command in it, return stdout, stderr and the exit code, and delete the VM."),
-    tool!("vm_list_environments", WorkspaceFull, NoParams, true, false,
-        "List the Linux environments pyro can boot and whether each is installed."),
-    tool!("vm_create", WorkspaceFull, VmCreateParams, false, false,
-        "Create a one-shot VM record with an environment and sizing; start it with vm_start."),
-    tool!("vm_start", WorkspaceFull, VmIdParams, false, false,
-        "Boot a created or stopped one-shot VM until it is ready for a command."),
-    tool!("vm_exec", WorkspaceFull, VmExecParams, false, true,
-        "Run one non-interactive command in a started one-shot VM; the VM is deleted afterwards."),
-    tool!("vm_stop", WorkspaceFull, VmIdParams, false, false, "Stop a one-shot VM."),
-    tool!("vm_delete", WorkspaceFull, VmIdParams, false, true,
+    tool!("vm_run", VmRun, VmRunParams, Run,
+        "Run a shell command in a throwaway Linux VM (exit 124 = timeout)."),
+    tool!("vm_list_environments", WorkspaceFull, NoParams, Read,
+        "List bootable Linux environments and whether each is installed."),
+    tool!("vm_create", WorkspaceFull, VmCreateParams, Create,
+        "Create a one-shot VM (not started; see vm_start)."),
+    tool!("vm_start", WorkspaceFull, VmIdParams, Set,
+        "Boot a created or stopped one-shot VM."),
+    tool!("vm_exec", WorkspaceFull, VmExecParams, Command,
+        "Run a command in a started one-shot VM, then delete the VM (exit 124 = timeout)."),
+    tool!("vm_stop", WorkspaceFull, VmIdParams, Set, "Stop a one-shot VM."),
+    tool!("vm_delete", WorkspaceFull, VmIdParams, Delete,
         "Delete a one-shot VM and everything it left on disk."),
-    tool!("vm_status", WorkspaceFull, VmIdParams, true, false,
+    tool!("vm_status", WorkspaceFull, VmIdParams, Read,
         "Show a one-shot VM's state and metadata."),
-    tool!("vm_network_info", WorkspaceFull, VmIdParams, true, false,
+    tool!("vm_network_info", WorkspaceFull, VmIdParams, Read,
         "Show a one-shot VM's network configuration."),
-    tool!("vm_reap_expired", WorkspaceFull, NoParams, false, true,
+    tool!("vm_reap_expired", WorkspaceFull, NoParams, Delete,
         "Delete one-shot VMs whose time to live has passed."),
-    tool!("workspace_create", WorkspaceCore, WorkspaceCreateParams, core = WorkspaceCreateCoreParams, false, false,
-        "Create and start a persistent Linux workspace VM, optionally seeded from a host directory or archive into /workspace."),
-    tool!("workspace_list", WorkspaceCore, NoParams, true, false,
-        "List persistent workspaces, most recently used first."),
-    tool!("workspace_update", WorkspaceCore, WorkspaceUpdateParams, false, false,
+    tool!("workspace_create", WorkspaceCore, WorkspaceCreateParams, core = WorkspaceCreateCoreParams, Create,
+        "Create and start a persistent Linux workspace VM."),
+    tool!("workspace_list", WorkspaceCore, NoParams, Read,
+        "List workspaces, most recently used first."),
+    tool!("workspace_update", WorkspaceCore, WorkspaceUpdateParams, Set,
         "Change a workspace's name or labels."),
-    tool!("workspace_exec", WorkspaceCore, WorkspaceExecParams, core = WorkspaceExecCoreParams, false, false,
-        "Run one shell command in /workspace of a started workspace and return stdout, stderr and the exit code."),
-    tool!("workspace_sync_push", WorkspaceCore, WorkspaceSyncPushParams, false, false,
-        "Copy a host directory or .tar/.tar.gz/.tgz archive into /workspace of a started workspace."),
-    tool!("workspace_status", WorkspaceCore, WorkspaceIdParams, true, false,
+    tool!("workspace_exec", WorkspaceCore, WorkspaceExecParams, core = WorkspaceExecCoreParams, Command,
+        "Run a shell command in /workspace (exit 124 = timeout)."),
+    tool!("workspace_sync_push", WorkspaceCore, WorkspaceSyncPushParams, Overwrite,
+        "Copy a host directory or .tar/.tar.gz/.tgz into the workspace."),
+    tool!("workspace_status", WorkspaceCore, WorkspaceIdParams, Read,
         "Show a workspace's state, resources and last command."),
-    tool!("workspace_stop", WorkspaceFull, WorkspaceIdParams, false, false,
+    tool!("workspace_stop", WorkspaceFull, WorkspaceIdParams, Set,
         "Stop a workspace's VM, keeping /workspace on its disk."),
-    tool!("workspace_start", WorkspaceFull, WorkspaceIdParams, false, false,
-        "Start a stopped workspace again with its /workspace as it was."),
-    tool!("workspace_logs", WorkspaceCore, WorkspaceIdParams, true, false,
-        "Show the history of commands run with workspace_exec, with their output."),
-    tool!("workspace_export", WorkspaceCore, WorkspaceExportParams, false, false,
-        "Copy one file or directory from /workspace to a new path on the host."),
-    tool!("workspace_diff", WorkspaceCore, WorkspaceIdParams, true, false,
-        "Compare /workspace with its state right after creation and return a unified diff and a summary."),
-    tool!("workspace_summary", WorkspaceCore, WorkspaceIdParams, true, false,
-        "Summarize the workspace since its last reset: commands with exit codes, files changed, patches, syncs, exports, services and snapshots, short enough to paste into a chat or pull request."),
-    tool!("workspace_file_list", WorkspaceCore, WorkspaceFileListParams, true, false,
-        "List files under a path in /workspace without following symlinks."),
-    tool!("workspace_file_read", WorkspaceCore, WorkspaceFileReadParams, true, false,
-        "Read one regular text file from /workspace."),
-    tool!("workspace_file_write", WorkspaceCore, WorkspaceFileWriteParams, false, false,
-        "Create or replace one text file in /workspace, creating parent directories."),
-    tool!("workspace_patch_apply", WorkspaceCore, WorkspacePatchApplyParams, false, false,
+    tool!("workspace_start", WorkspaceFull, WorkspaceIdParams, Set,
+        "Start a stopped workspace."),
+    tool!("workspace_logs", WorkspaceCore, WorkspaceIdParams, Read,
+        "Show past workspace_exec commands with their output."),
+    tool!("workspace_export", WorkspaceCore, WorkspaceExportParams, Create,
+        "Copy a file or directory from /workspace to a new host path."),
+    tool!("workspace_diff", WorkspaceCore, WorkspaceIdParams, Read,
+        "Unified diff of /workspace against its state at creation."),
+    tool!("workspace_summary", WorkspaceCore, WorkspaceIdParams, Read,
+        "Summarize what happened since the last reset: commands and exit codes, changed files, patches, syncs, exports, services, snapshots."),
+    tool!("workspace_file_list", WorkspaceCore, WorkspaceFileListParams, Read,
+        "List files in /workspace; symlinks are not followed."),
+    tool!("workspace_file_read", WorkspaceCore, WorkspaceFileReadParams, Read,
+        "Read a text file from /workspace."),
+    tool!("workspace_file_write", WorkspaceCore, WorkspaceFileWriteParams, Overwrite,
+        "Create or replace a text file in /workspace (parents are created)."),
+    tool!("workspace_patch_apply", WorkspaceCore, WorkspacePatchApplyParams, Edit,
         "Apply a unified diff to text files in /workspace."),
-    tool!("workspace_disk_export", WorkspaceFull, WorkspaceDiskExportParams, true, false,
+    tool!("workspace_disk_export", WorkspaceFull, WorkspaceDiskExportParams, Create,
         "Export a stopped workspace's disk image to a new host file."),
-    tool!("workspace_disk_list", WorkspaceFull, WorkspaceFileListParams, true, false,
+    tool!("workspace_disk_list", WorkspaceFull, WorkspaceFileListParams, Read,
         "List files on a stopped workspace's disk without booting it."),
-    tool!("workspace_disk_read", WorkspaceFull, WorkspaceFileReadParams, true, false,
+    tool!("workspace_disk_read", WorkspaceFull, WorkspaceFileReadParams, Read,
         "Read one regular file from a stopped workspace's disk without booting it."),
-    tool!("snapshot_create", WorkspaceFull, SnapshotParams, false, false,
+    tool!("snapshot_create", WorkspaceFull, SnapshotParams, Create,
         "Save the current /workspace as a named snapshot."),
-    tool!("snapshot_list", WorkspaceFull, WorkspaceIdParams, true, false,
+    tool!("snapshot_list", WorkspaceFull, WorkspaceIdParams, Read,
         "List a workspace's snapshots, the baseline first."),
-    tool!("snapshot_delete", WorkspaceFull, SnapshotParams, false, true,
+    tool!("snapshot_delete", WorkspaceFull, SnapshotParams, Delete,
         "Delete one named snapshot (the baseline cannot be deleted)."),
-    tool!("workspace_reset", WorkspaceCore, WorkspaceResetParams, false, true,
-        "Rebuild the workspace VM from its environment and restore /workspace from a snapshot (the baseline by default)."),
-    tool!("shell_open", WorkspaceFull, ShellOpenParams, false, false,
+    tool!("workspace_reset", WorkspaceCore, WorkspaceResetParams, Delete,
+        "Rebuild the workspace VM and restore /workspace from a snapshot (baseline: as created)."),
+    tool!("shell_open", WorkspaceFull, ShellOpenParams, Create,
         "Open a persistent interactive shell (PTY) in a workspace."),
-    tool!("shell_read", WorkspaceFull, ShellReadParams, true, false,
-        "Read a shell's output from a cursor; use plain=true and wait_for_idle_ms for clean text."),
-    tool!("shell_write", WorkspaceFull, ShellWriteParams, false, false,
+    tool!("shell_read", WorkspaceFull, ShellReadParams, Read,
+        "Read a shell's output from a cursor."),
+    tool!("shell_write", WorkspaceFull, ShellWriteParams, Command,
         "Type input into a shell."),
-    tool!("shell_signal", WorkspaceFull, ShellSignalParams, false, false,
+    tool!("shell_signal", WorkspaceFull, ShellSignalParams, Signal,
         "Send HUP, INT, TERM or KILL to a shell's process group."),
-    tool!("shell_close", WorkspaceFull, ShellIdParams, false, true, "Close a shell."),
-    tool!("service_start", WorkspaceFull, ServiceStartParams, false, false,
+    tool!("shell_close", WorkspaceFull, ShellIdParams, Delete, "Close a shell."),
+    tool!("service_start", WorkspaceFull, ServiceStartParams, Command,
         "Start a named long-running process in a workspace and wait until it is ready."),
-    tool!("service_list", WorkspaceFull, WorkspaceIdParams, true, false,
+    tool!("service_list", WorkspaceFull, WorkspaceIdParams, Read,
         "List a workspace's services."),
-    tool!("service_status", WorkspaceFull, ServiceIdParams, true, false,
+    tool!("service_status", WorkspaceFull, ServiceIdParams, Read,
         "Show one service's state."),
-    tool!("service_logs", WorkspaceFull, ServiceLogsParams, true, false,
+    tool!("service_logs", WorkspaceFull, ServiceLogsParams, Read,
         "Show a service's stdout and stderr."),
-    tool!("service_stop", WorkspaceFull, ServiceIdParams, false, false,
+    tool!("service_stop", WorkspaceFull, ServiceIdParams, Set,
         "Stop a service and its process group."),
-    tool!("workspace_delete", WorkspaceCore, WorkspaceIdParams, false, true,
+    tool!("workspace_delete", WorkspaceCore, WorkspaceIdParams, Delete,
         "Delete a workspace, its VM and everything it stored."),
 ];
 
@@ -460,24 +646,95 @@ mod tests {
         assert!(exec["properties"]["secret_env"].is_object());
     }
 
+    /// Every keyword anywhere in `node`, with the path where it occurs.
+    fn keywords(node: &Value, path: &str, out: &mut Vec<(String, String)>) {
+        match node {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push((path.to_string(), k.clone()));
+                    keywords(v, &format!("{path}.{k}"), out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| keywords(v, path, out)),
+            _ => {}
+        }
+    }
+
     #[test]
-    fn schemas_are_closed_objects_with_descriptions() {
+    fn schemas_are_lean_objects() {
         for t in TOOLS {
             for profile in Profile::ALL.into_iter().filter(|p| t.in_profile(*p)) {
                 let s = t.schema_for(profile);
                 assert_eq!(s["type"], "object", "{}", t.name);
-                assert!(s["properties"].is_object(), "{}", t.name);
-                assert_eq!(s["additionalProperties"], false, "{} must reject unknown args", t.name);
-                for (field, prop) in s["properties"].as_object().into_iter().flatten() {
-                    assert!(
-                        prop.get("description").is_some(),
-                        "{}.{field} has no description",
-                        t.name
-                    );
+                let props = s["properties"].as_object().expect("properties");
+                for required in s["required"].as_array().into_iter().flatten() {
+                    let required = required.as_str().expect("name");
+                    assert!(props.contains_key(required), "{}: {required}", t.name);
+                }
+                assert!(s.get("description").is_none(), "{}: struct description", t.name);
+                let mut found = Vec::new();
+                keywords(&s, t.name, &mut found);
+                for (path, key) in found {
+                    // A property may be called anything; keywords may not be noise.
+                    if path.ends_with(".properties") {
+                        continue;
+                    }
+                    let noise = ["title", "$schema", "$ref", "$defs", "format", "oneOf"];
+                    assert!(!noise.contains(&key.as_str()), "{path}: {key}");
+                }
+                for (field, prop) in props {
+                    assert!(!matches!(prop.get("default"), Some(Value::Null)), "{}.{field}", t.name);
+                    assert_ne!(prop["additionalProperties"], false, "{}.{field}", t.name);
+                    // Every integer declares its lower limit, except offsets where 0 is valid.
+                    let zero_is_valid = ["cursor"].contains(&field.as_str());
+                    if prop["type"] == "integer" && !zero_is_valid {
+                        assert!(prop.get("minimum").is_some(), "{}.{field}: no lower limit", t.name);
+                    }
+                    if let Some(Value::Array(types)) = prop.get("type") {
+                        assert!(!types.contains(&"null".into()), "{}.{field}", t.name);
+                    }
                 }
             }
             assert!(!t.description.is_empty());
         }
+    }
+
+    #[test]
+    fn real_ranges_are_in_the_schemas() {
+        // The ranges `pyro`'s runtime enforces (runtime/validate.rs, services.rs, shells.rs).
+        let cases: &[(&str, &str, i64, Option<i64>)] = &[
+            ("vm_run", "vcpu_count", 1, Some(8)),
+            ("vm_run", "mem_mib", 256, Some(32768)),
+            ("vm_run", "ttl_seconds", 60, Some(3600)),
+            ("vm_run", "timeout_seconds", 1, Some(86400)),
+            ("vm_create", "vcpu_count", 1, Some(8)),
+            ("vm_exec", "timeout_seconds", 1, Some(86400)),
+            ("workspace_create", "mem_mib", 256, Some(32768)),
+            ("workspace_create", "ttl_seconds", 60, Some(3600)),
+            ("workspace_exec", "timeout_seconds", 1, Some(86400)),
+            ("workspace_file_read", "max_bytes", 1, Some(1_048_576)),
+            ("workspace_disk_read", "max_bytes", 1, Some(1_048_576)),
+            ("shell_open", "cols", 1, Some(65535)),
+            ("shell_read", "max_chars", 1, None),
+            ("shell_read", "wait_for_idle_ms", 1, Some(10_000)),
+            ("service_start", "ready_timeout_seconds", 1, Some(3600)),
+            ("service_start", "ready_interval_ms", 1, Some(60_000)),
+            ("service_logs", "tail_lines", 1, None),
+        ];
+        for (name, field, min, max) in cases {
+            for profile in Profile::ALL {
+                let Some(t) = tool(name).filter(|t| t.in_profile(profile)) else { continue };
+                let prop = &t.schema_for(profile)["properties"][field];
+                assert_eq!(prop["minimum"], *min, "{profile} {name}.{field}: {prop}");
+                assert_eq!(prop.get("maximum").and_then(Value::as_i64), *max, "{name}.{field}");
+            }
+        }
+        let ports = &tool("service_start").expect("tool").schema_for(Profile::WorkspaceFull)
+            ["properties"]["published_ports"]["items"]["properties"];
+        assert_eq!((ports["guest_port"]["minimum"].clone(), ports["host_port"]["minimum"].clone()), (1.into(), 1025.into()));
+        let signal = &tool("shell_signal").expect("tool").schema_for(Profile::WorkspaceFull)
+            ["properties"]["signal_name"];
+        assert_eq!(signal["enum"], serde_json::json!(["HUP", "INT", "TERM", "KILL"]));
     }
 
     fn mode_names(mode: Mode) -> Vec<&'static str> {

@@ -102,12 +102,13 @@ impl PyroMcpServer {
         if exposed.name() == "workspace_create" {
             self.context.adjust_create(&mut schema, &mut description);
         }
-        let spec = exposed.spec;
+        let hints = exposed.hints();
         let annotations = ToolAnnotations::new()
-            .read_only(spec.read_only)
-            .destructive(spec.destructive)
-            .open_world(false);
-        Tool::new(spec.name, description, Arc::new(schema)).with_annotations(annotations)
+            .read_only(hints.read_only)
+            .destructive(hints.destructive)
+            .idempotent(hints.idempotent)
+            .open_world(hints.open_world);
+        Tool::new(exposed.name(), description, Arc::new(schema)).with_annotations(annotations)
     }
 
     /// The tools this server lists.
