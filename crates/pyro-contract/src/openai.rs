@@ -300,8 +300,10 @@ fn described_limits(node: &Value) -> String {
         parts.push(format!("Pattern: {pattern}"));
     }
     if let Some(Value::Array(examples)) = node.get("examples") {
-        let shown: Vec<String> =
-            examples.iter().map(|e| e.as_str().map(String::from).unwrap_or(e.to_string())).collect();
+        let shown: Vec<String> = examples
+            .iter()
+            .map(|e| e.as_str().map(String::from).unwrap_or(e.to_string()))
+            .collect();
         if !shown.is_empty() {
             parts.push(format!("e.g. {}.", shown.join(", ")));
         }

@@ -53,38 +53,36 @@ impl Hints {
     pub const MCP_DEFAULTS: Hints =
         Hints { read_only: false, destructive: true, idempotent: false, open_world: true };
 
-    /// Each hint that differs from [`Hints::MCP_DEFAULTS`], as `(camelCase name, value)`:
-    /// what `tools/list` carries. A client reads a missing hint as its MCP default, so
-    /// every tool still declares all four. `destructiveHint` and `idempotentHint` mean
-    /// nothing for a read-only tool (MCP) and are left out there.
-    pub fn declared(self) -> Vec<(&'static str, bool)> {
+    /// Each hint that differs from [`Hints::MCP_DEFAULTS`], in the order
+    /// `readOnlyHint`, `destructiveHint`, `idempotentHint`, `openWorldHint`; `None` for
+    /// a hint left out. A client reads a missing hint as its MCP default, so every tool
+    /// still declares all four (checked by [`Hints::from_json`] in the tests) for fewer
+    /// bytes. `destructiveHint` and `idempotentHint` mean nothing for a read-only tool
+    /// (MCP) and are left out there.
+    pub fn declared(self) -> [Option<bool>; 4] {
         let d = Hints::MCP_DEFAULTS;
-        let mut out = Vec::new();
-        if self.read_only != d.read_only {
-            out.push(("readOnlyHint", self.read_only));
-        }
-        if !self.read_only && self.destructive != d.destructive {
-            out.push(("destructiveHint", self.destructive));
-        }
-        if !self.read_only && self.idempotent != d.idempotent {
-            out.push(("idempotentHint", self.idempotent));
-        }
-        if self.open_world != d.open_world {
-            out.push(("openWorldHint", self.open_world));
-        }
-        out
+        let differs = |value: bool, default: bool| (value != default).then_some(value);
+        [
+            differs(self.read_only, d.read_only),
+            differs(self.destructive, d.destructive).filter(|_| !self.read_only),
+            differs(self.idempotent, d.idempotent).filter(|_| !self.read_only),
+            differs(self.open_world, d.open_world),
+        ]
     }
 
     /// The annotations object as MCP `tools/list` carries it (see [`Hints::declared`]).
     pub fn to_json(self) -> Value {
-        Value::Object(self.declared().into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        let names = ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"];
+        let declared = names.iter().zip(self.declared());
+        Value::Object(declared.filter_map(|(k, v)| Some(((*k).into(), v?.into()))).collect())
     }
 
     /// The hints a client reads from an annotations object, filling in MCP's defaults
     /// (read-only tools are neither destructive nor non-idempotent).
     pub fn from_json(annotations: &Value) -> Hints {
         let d = Hints::MCP_DEFAULTS;
-        let get = |k: &str, default: bool| annotations.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let get =
+            |k: &str, default: bool| annotations.get(k).and_then(Value::as_bool).unwrap_or(default);
         let read_only = get("readOnlyHint", d.read_only);
         Hints {
             read_only,
@@ -683,12 +681,20 @@ mod tests {
                     assert!(!noise.contains(&key.as_str()), "{path}: {key}");
                 }
                 for (field, prop) in props {
-                    assert!(!matches!(prop.get("default"), Some(Value::Null)), "{}.{field}", t.name);
+                    assert!(
+                        !matches!(prop.get("default"), Some(Value::Null)),
+                        "{}.{field}",
+                        t.name
+                    );
                     assert_ne!(prop["additionalProperties"], false, "{}.{field}", t.name);
                     // Every integer declares its lower limit, except offsets where 0 is valid.
                     let zero_is_valid = ["cursor"].contains(&field.as_str());
                     if prop["type"] == "integer" && !zero_is_valid {
-                        assert!(prop.get("minimum").is_some(), "{}.{field}: no lower limit", t.name);
+                        assert!(
+                            prop.get("minimum").is_some(),
+                            "{}.{field}: no lower limit",
+                            t.name
+                        );
                     }
                     if let Some(Value::Array(types)) = prop.get("type") {
                         assert!(!types.contains(&"null".into()), "{}.{field}", t.name);
@@ -731,7 +737,10 @@ mod tests {
         }
         let ports = &tool("service_start").expect("tool").schema_for(Profile::WorkspaceFull)
             ["properties"]["published_ports"]["items"]["properties"];
-        assert_eq!((ports["guest_port"]["minimum"].clone(), ports["host_port"]["minimum"].clone()), (1.into(), 1025.into()));
+        assert_eq!(
+            (ports["guest_port"]["minimum"].clone(), ports["host_port"]["minimum"].clone()),
+            (1.into(), 1025.into())
+        );
         let signal = &tool("shell_signal").expect("tool").schema_for(Profile::WorkspaceFull)
             ["properties"]["signal_name"];
         assert_eq!(signal["enum"], serde_json::json!(["HUP", "INT", "TERM", "KILL"]));

@@ -99,7 +99,9 @@ fn every_tool_declares_all_four_hints_as_a_client_reads_them() {
     assert!(on(Surface::Mode(Mode::ColdStart), "workspace_exec").open_world);
     assert!(!on(Surface::Mode(Mode::Inspect), "workspace_exec").open_world);
     assert!(on(core, "vm_run").open_world && !on(core, "vm_run").destructive);
-    assert!(!on(full, "workspace_file_write").read_only && on(full, "workspace_file_write").destructive);
+    assert!(
+        !on(full, "workspace_file_write").read_only && on(full, "workspace_file_write").destructive
+    );
 }
 
 #[test]

@@ -388,3 +388,57 @@ async fn summary_reports_commands_changes_and_events_since_the_last_reset() {
     ok(call(&client, "workspace_delete", w).await);
     client.cancel().await.expect("shutdown");
 }
+
+/// The compact JSON of `tools/list` as a client receives it, on the fields the token
+/// budget counts (crates/pyro-contract/tests/token_budget.rs).
+fn budget_bytes(tools: &[rmcp::model::Tool]) -> usize {
+    let listing: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            let v = serde_json::to_value(t).expect("encode");
+            json!({"name": v["name"], "description": v["description"],
+                   "inputSchema": v["inputSchema"], "annotations": v["annotations"]})
+        })
+        .collect();
+    serde_json::to_string(&listing).expect("encode").len()
+}
+
+#[tokio::test]
+async fn served_tools_list_is_what_the_token_budget_measures() {
+    use pyro_contract::{Hints, Mode, Surface};
+    let state = tempfile::tempdir().expect("tempdir");
+    let surfaces = Profile::ALL
+        .into_iter()
+        .map(Surface::Profile)
+        .chain(Mode::ALL.into_iter().map(Surface::Mode));
+    for surface in surfaces {
+        let flag = match surface {
+            Surface::Profile(_) => "--profile",
+            Surface::Mode(_) => "--mode",
+        };
+        let client = start_with(&[flag, surface.name()], state.path()).await;
+        let tools = client.list_all_tools().await.expect("list");
+        let served = budget_bytes(&tools);
+        println!("{surface}: {served} B served");
+        assert_eq!(served, surface.listing_bytes(), "{surface}");
+        for tool in &tools {
+            let exposed = surface.tool(&tool.name).expect("listed tool is in the surface");
+            let annotations = serde_json::to_value(&tool.annotations).expect("encode");
+            assert_eq!(Hints::from_json(&annotations), exposed.hints(), "{surface} {}", tool.name);
+        }
+        client.cancel().await.expect("shutdown");
+    }
+}
+
+/// The schemas no longer repeat `additionalProperties: false`; the server still refuses
+/// an unknown argument of every tool, by name.
+#[tokio::test]
+async fn every_tool_refuses_an_unknown_argument() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let client = start("workspace-full", state.path()).await;
+    for spec in tools_for(Profile::WorkspaceFull) {
+        let message = err(call(&client, spec.name, json!({"no_such_argument": 1})).await);
+        assert!(message.contains("unknown field `no_such_argument`"), "{}: {message}", spec.name);
+    }
+    client.cancel().await.expect("shutdown");
+}

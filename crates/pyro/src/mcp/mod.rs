@@ -102,12 +102,13 @@ impl PyroMcpServer {
         if exposed.name() == "workspace_create" {
             self.context.adjust_create(&mut schema, &mut description);
         }
-        let hints = exposed.hints();
-        let annotations = ToolAnnotations::new()
-            .read_only(hints.read_only)
-            .destructive(hints.destructive)
-            .idempotent(hints.idempotent)
-            .open_world(hints.open_world);
+        // Only the hints that differ from MCP's defaults are sent (the token budget).
+        let [read_only, destructive, idempotent, open_world] = exposed.hints().declared();
+        let mut annotations = ToolAnnotations::new();
+        annotations.read_only_hint = read_only;
+        annotations.destructive_hint = destructive;
+        annotations.idempotent_hint = idempotent;
+        annotations.open_world_hint = open_world;
         Tool::new(exposed.name(), description, Arc::new(schema)).with_annotations(annotations)
     }
 
