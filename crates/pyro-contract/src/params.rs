@@ -4,6 +4,11 @@
 //! All of them reject unknown fields, so an argument a profile does not offer (for
 //! example `secrets` sent to the `workspace-core` variant of `workspace_create`) is an
 //! error, never silently dropped or honoured.
+//!
+//! A field's doc comment is for Rust readers; what `tools/list` shows comes from its
+//! `#[schemars(...)]`: the real range (`range`), and a `description` only for what the
+//! name, type, default and range do not already say (an empty one shows nothing). The
+//! token budget (`tests/token_budget.rs`) keeps that short.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -133,9 +138,9 @@ pub struct PublishedPortInput {
     /// Guest TCP port (1-65535).
     #[schemars(description = "", range(min = 1))]
     pub guest_port: u16,
-    /// Omit for a free port.
+    /// Host port (1025-65535); omitted or null picks a free one.
     #[serde(default)]
-    #[schemars(range(min = 1025))]
+    #[schemars(description = "Omit for a free port.", range(min = 1025))]
     pub host_port: Option<u16>,
 }
 
@@ -169,8 +174,9 @@ pub struct VmRunParams {
     #[serde(default)]
     #[schemars(description = "")]
     pub network: bool,
-    /// Run on the host if no VM.
+    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
     #[serde(default)]
+    #[schemars(description = "Run on the host if no VM.")]
     pub allow_host_compat: bool,
 }
 
@@ -197,8 +203,9 @@ pub struct VmCreateParams {
     #[serde(default)]
     #[schemars(description = "")]
     pub network: bool,
-    /// Run on the host if no VM.
+    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
     #[serde(default)]
+    #[schemars(description = "Run on the host if no VM.")]
     pub allow_host_compat: bool,
 }
 
@@ -247,22 +254,24 @@ pub struct WorkspaceCreateParams {
     #[serde(default = "d_mem")]
     #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
-    /// The workspace is deleted after it.
+    /// Lifetime in seconds; the workspace is deleted after it.
     #[serde(default = "d_ttl")]
-    #[schemars(range(min = 60, max = 3600))]
+    #[schemars(description = "The workspace is deleted after it.", range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
     /// `off` (no network), `egress` or `egress+published-ports`.
     #[serde(default = "d_network_policy")]
     #[schemars(description = "")]
     pub network_policy: NetworkPolicy,
-    /// Run on the host if no VM.
+    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
     #[serde(default)]
+    #[schemars(description = "Run on the host if no VM.")]
     pub allow_host_compat: bool,
     /// Host directory or .tar/.tar.gz/.tgz copied into /workspace.
     #[serde(default)]
     pub seed_path: Option<String>,
-    /// Each at /run/pyro-secrets/<name>; give value or file_path.
+    /// Secrets installed under /run/pyro-secrets/<name> in the guest, each with exactly one of `value` or `file_path`.
     #[serde(default)]
+    #[schemars(description = "Each at /run/pyro-secrets/<name>; give value or file_path.")]
     pub secrets: Option<Vec<SecretInput>>,
     /// Optional human-friendly name.
     #[serde(default)]
@@ -289,12 +298,13 @@ pub struct WorkspaceCreateCoreParams {
     #[serde(default = "d_mem")]
     #[schemars(description = "", range(min = 256, max = 32768))]
     pub mem_mib: u32,
-    /// The workspace is deleted after it.
+    /// Lifetime in seconds; the workspace is deleted after it.
     #[serde(default = "d_ttl")]
-    #[schemars(range(min = 60, max = 3600))]
+    #[schemars(description = "The workspace is deleted after it.", range(min = 60, max = 3600))]
     pub ttl_seconds: u64,
-    /// Run on the host if no VM.
+    /// Allow running on the host when no guest backend is available (reported as `host_compat`).
     #[serde(default)]
+    #[schemars(description = "Run on the host if no VM.")]
     pub allow_host_compat: bool,
     /// Host directory or .tar/.tar.gz/.tgz copied into /workspace.
     #[serde(default)]
@@ -384,8 +394,9 @@ pub struct WorkspaceUpdateParams {
     #[serde(default)]
     #[schemars(description = "")]
     pub clear_name: bool,
-    /// Merged.
+    /// Labels to add or replace, merged into the current ones.
     #[serde(default)]
+    #[schemars(description = "Merged.")]
     pub labels: Option<BTreeMap<String, String>>,
     /// Label keys to remove.
     #[serde(default)]
@@ -407,8 +418,9 @@ pub struct WorkspaceExecParams {
     #[serde(default = "d_timeout")]
     #[schemars(description = "", range(min = 1, max = 86400))]
     pub timeout_seconds: u64,
-    /// Secret name to env var name.
+    /// Map workspace secret names to environment variable names.
     #[serde(default)]
+    #[schemars(description = "Secret name to env var name.")]
     pub secret_env: Option<BTreeMap<String, String>>,
 }
 
@@ -525,7 +537,8 @@ pub struct WorkspaceFileWriteParams {
     /// File path inside /workspace; parents are created.
     #[schemars(description = "")]
     pub path: String,
-    /// UTF-8, at most 1 MiB.
+    /// Full new content (UTF-8, at most 1 MiB).
+    #[schemars(description = "UTF-8, at most 1 MiB.")]
     pub text: String,
 }
 
@@ -536,7 +549,8 @@ pub struct WorkspacePatchApplyParams {
     /// Workspace id.
     #[schemars(description = "")]
     pub workspace_id: String,
-    /// Paths relative to /workspace.
+    /// Unified diff (paths relative to /workspace, `a/` and `b/` prefixes allowed).
+    #[schemars(description = "Paths relative to /workspace.")]
     pub patch: String,
 }
 
@@ -596,8 +610,9 @@ pub struct ShellOpenParams {
     #[serde(default = "d_rows")]
     #[schemars(description = "", range(min = 1, max = 65535))]
     pub rows: u32,
-    /// Secret name to env var name.
+    /// Map workspace secret names to environment variable names.
     #[serde(default)]
+    #[schemars(description = "Secret name to env var name.")]
     pub secret_env: Option<BTreeMap<String, String>>,
 }
 
@@ -623,8 +638,9 @@ pub struct ShellReadParams {
     /// Shell id.
     #[schemars(description = "")]
     pub shell_id: String,
-    /// The previous read's `next_cursor`.
+    /// Character offset to read from: the previous read's `next_cursor`.
     #[serde(default)]
+    #[schemars(description = "The previous read's `next_cursor`.")]
     pub cursor: u64,
     /// Return at most this many characters.
     #[serde(default = "d_max_chars")]
@@ -750,17 +766,21 @@ pub struct ServiceStartParams {
     #[serde(default = "d_workspace")]
     #[schemars(description = "")]
     pub cwd: String,
-    /// Path that must exist.
+    /// Ready when this file exists in the guest.
     #[serde(default)]
+    #[schemars(description = "Path that must exist.")]
     pub ready_file: Option<String>,
-    /// HOST:PORT accepting TCP.
+    /// Ready when HOST:PORT accepts TCP connections in the guest.
     #[serde(default)]
+    #[schemars(description = "HOST:PORT accepting TCP.")]
     pub ready_tcp: Option<String>,
-    /// URL answering 2xx/3xx.
+    /// Ready when this URL answers 2xx/3xx in the guest.
     #[serde(default)]
+    #[schemars(description = "URL answering 2xx/3xx.")]
     pub ready_http: Option<String>,
-    /// Command exiting 0.
+    /// Ready when this command exits 0.
     #[serde(default)]
+    #[schemars(description = "Command exiting 0.")]
     pub ready_command: Option<String>,
     /// Give up waiting for readiness after this many seconds.
     #[serde(default = "d_ready_timeout")]
@@ -770,11 +790,13 @@ pub struct ServiceStartParams {
     #[serde(default = "d_ready_interval")]
     #[schemars(description = "", range(min = 1, max = 60000))]
     pub ready_interval_ms: u64,
-    /// Secret name to env var name.
+    /// Map workspace secret names to environment variable names.
     #[serde(default)]
+    #[schemars(description = "Secret name to env var name.")]
     pub secret_env: Option<BTreeMap<String, String>>,
-    /// On the host's 127.0.0.1.
+    /// Ports to publish on the host's 127.0.0.1.
     #[serde(default)]
+    #[schemars(description = "On the host's 127.0.0.1.")]
     pub published_ports: Option<Vec<PublishedPortInput>>,
 }
 
@@ -804,8 +826,9 @@ pub struct ServiceLogsParams {
     #[serde(default = "d_tail_lines")]
     #[schemars(description = "", range(min = 1))]
     pub tail_lines: i64,
-    /// Ignore tail_lines.
+    /// Return the whole logs instead of a tail (`tail_lines` is ignored).
     #[serde(default)]
+    #[schemars(description = "Ignore tail_lines.")]
     pub all: bool,
 }
 
