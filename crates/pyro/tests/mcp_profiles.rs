@@ -38,6 +38,12 @@ fn text(result: &CallToolResult) -> String {
 
 fn ok(result: CallToolResult) -> Map<String, Value> {
     assert_ne!(result.is_error, Some(true), "tool failed: {}", text(&result));
+    // The text content is the structured result as compact JSON.
+    let body = text(&result);
+    assert!(!body.contains('\n'), "not compact: {body}");
+    let parsed: Value = serde_json::from_str(&body).expect("text content is JSON");
+    assert_eq!(serde_json::to_string(&parsed).expect("encode"), body, "not compact JSON");
+    assert_eq!(Some(&parsed), result.structured_content.as_ref());
     match result.structured_content {
         Some(Value::Object(map)) => map,
         other => panic!("no structured content: {other:?}"),

@@ -6,7 +6,8 @@
 //! - `tools/call` of a tool outside the profile is a tool error naming the profile
 //!   that has it; bad arguments and runtime failures are tool errors too, with a
 //!   message a model can act on.
-//! - Results carry `structuredContent` (the JSON object) and the same JSON as text.
+//! - Results carry `structuredContent` (the JSON object) and the same JSON as compact
+//!   text.
 
 mod dispatch;
 mod options;
@@ -142,7 +143,8 @@ impl PyroMcpServer {
     pub async fn call(&self, name: &str, args: serde_json::Map<String, Value>) -> CallToolResult {
         match dispatch::call_tool_in(&self.pyro, self.surface, &self.context, name, args).await {
             Ok(value) => {
-                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                // Compact: the text is for a model's context, where indentation costs tokens.
+                let text = serde_json::to_string(&value).unwrap_or_default();
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 if value.is_object() {
                     result.structured_content = Some(value);
