@@ -43,7 +43,7 @@ use pyro_protocol::{ArchiveStats, ArtifactType, ErrorKind};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Cursor, Read, Write};
+use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -132,6 +132,12 @@ pub enum ArchiveError {
     /// The path to pack is not a file, directory or symlink.
     #[error("can only archive files, directories and symlinks: {0}")]
     UnsupportedFileType(PathBuf),
+    /// The archive holds more members than the entry cap allows.
+    #[error("archive holds more than {max} members (the entry cap)")]
+    TooManyEntries {
+        /// The cap.
+        max: u64,
+    },
     /// An I/O error on a path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -165,6 +171,7 @@ impl ArchiveError {
                 ErrorKind::WrongType
             }
             ArchiveError::NotFound(_) => ErrorKind::NotFound,
+            ArchiveError::TooManyEntries { .. } => ErrorKind::TooLarge,
             ArchiveError::Io { .. } => ErrorKind::Io,
         }
     }
@@ -184,6 +191,15 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Arc
 /// Returns the archive, the type of `path`, and the stats (`entry_count` = members,
 /// `bytes_written` = sum of regular file sizes).
 pub fn pack_path(path: &Path) -> Result<(Vec<u8>, ArtifactType, ArchiveStats), ArchiveError> {
+    pack_path_to(path, Vec::new())
+}
+
+/// [`pack_path`] into any writer (a spool file for chunked transfers), so the archive
+/// never has to fit in memory. Returns the writer, the type of `path` and the stats.
+pub fn pack_path_to<W: Write>(
+    path: &Path,
+    out: W,
+) -> Result<(W, ArtifactType, ArchiveStats), ArchiveError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -191,8 +207,7 @@ pub fn pack_path(path: &Path) -> Result<(Vec<u8>, ArtifactType, ArchiveStats), A
         }
         Err(e) => return Err(io_err("stat", path)(e)),
     };
-    let mut packer =
-        Packer { builder: tar::Builder::new(Vec::new()), stats: ArchiveStats::default() };
+    let mut packer = Packer { builder: tar::Builder::new(out), stats: ArchiveStats::default() };
     let artifact_type = if meta.is_dir() {
         packer.add_dir_contents(path, Path::new(""))?;
         ArtifactType::Directory
@@ -261,12 +276,12 @@ pub fn pack_selected(
     Ok((bytes, packer.stats))
 }
 
-struct Packer {
-    builder: tar::Builder<Vec<u8>>,
+struct Packer<W: Write> {
+    builder: tar::Builder<W>,
     stats: ArchiveStats,
 }
 
-impl Packer {
+impl<W: Write> Packer<W> {
     fn add_dir_contents(&mut self, dir: &Path, rel: &Path) -> Result<(), ArchiveError> {
         let mut names: Vec<OsString> = fs::read_dir(dir)
             .map_err(io_err("read directory", dir))?
@@ -320,14 +335,15 @@ impl Packer {
                 .map_err(io_err("archive directory", host))?;
             ArtifactType::Directory
         } else if file_type.is_file() {
-            // Read the whole file first so the header size always matches the data, even
-            // if the file changes while we pack it.
-            let data = read_regular_nofollow(host)?;
-            let len = data.len() as u64;
+            // Stream the file at the size it had when opened, zero-padded if it shrinks
+            // meanwhile, so the header size always matches the data without holding
+            // the whole file in memory.
+            let (file, len) = open_regular_nofollow(host)?;
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(len);
+            let data = file.take(len).chain(io::repeat(0)).take(len);
             self.builder
-                .append_data(&mut header, rel, data.as_slice())
+                .append_data(&mut header, rel, data)
                 .map_err(io_err("archive file", host))?;
             self.stats.bytes_written += len;
             ArtifactType::File
@@ -339,8 +355,8 @@ impl Packer {
     }
 }
 
-fn read_regular_nofollow(path: &Path) -> Result<Vec<u8>, ArchiveError> {
-    let mut file = OpenOptions::new()
+fn open_regular_nofollow(path: &Path) -> Result<(File, u64), ArchiveError> {
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
@@ -349,9 +365,7 @@ fn read_regular_nofollow(path: &Path) -> Result<Vec<u8>, ArchiveError> {
     if !meta.is_file() {
         return Err(ArchiveError::UnsupportedFileType(path.to_path_buf()));
     }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut data).map_err(io_err("read", path))?;
-    Ok(data)
+    Ok((file, meta.len()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -363,10 +377,10 @@ enum MemberKind {
     /// The destination directory itself (`./`): nothing to create.
     Root,
     Directory,
-    /// Regular file whose data is `bytes[offset..offset + len]` of the archive.
+    /// Regular file whose data is `len` bytes at `offset` of the archive.
     File {
-        offset: usize,
-        len: usize,
+        offset: u64,
+        len: u64,
     },
     Symlink {
         target: PathBuf,
@@ -397,7 +411,21 @@ fn display(path: &Path) -> String {
 /// Check every member of `bytes` against the rules in the module docs without
 /// touching the file system. Returns the stats unpacking would report.
 pub fn validate_archive(bytes: &[u8]) -> Result<ArchiveStats, ArchiveError> {
-    plan(bytes, LinkTargets::Contained).map(|plan| plan.stats)
+    plan(Cursor::new(bytes), LinkTargets::Contained, DEFAULT_MAX_ENTRIES).map(|plan| plan.stats)
+}
+
+/// Default cap on the members of one archive: fits real repositories (a large
+/// monorepo checkout with its `.git` and `node_modules` holds a few hundred thousand).
+pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// [`validate_archive_with`] reading from a file (or any seekable reader), so the
+/// archive never has to be in memory, with a cap on its member count.
+pub fn validate_reader<R: Read + Seek>(
+    reader: R,
+    links: LinkTargets,
+    max_entries: u64,
+) -> Result<ArchiveStats, ArchiveError> {
+    plan(reader, links, max_entries).map(|plan| plan.stats)
 }
 
 /// [`validate_archive`] with a choice of which symlink targets are accepted.
@@ -405,15 +433,24 @@ pub fn validate_archive_with(
     bytes: &[u8],
     links: LinkTargets,
 ) -> Result<ArchiveStats, ArchiveError> {
-    plan(bytes, links).map(|plan| plan.stats)
+    plan(Cursor::new(bytes), links, DEFAULT_MAX_ENTRIES).map(|plan| plan.stats)
 }
 
-fn plan(bytes: &[u8], links: LinkTargets) -> Result<Plan, ArchiveError> {
-    let mut archive = tar::Archive::new(Cursor::new(bytes));
+fn plan<R: Read + Seek>(
+    mut reader: R,
+    links: LinkTargets,
+    max_entries: u64,
+) -> Result<Plan, ArchiveError> {
+    let total_len = reader.seek(SeekFrom::End(0)).map_err(ArchiveError::Malformed)?;
+    reader.seek(SeekFrom::Start(0)).map_err(ArchiveError::Malformed)?;
+    let mut archive = tar::Archive::new(reader);
     let mut members = Vec::new();
     let mut stats = ArchiveStats::default();
-    for entry in archive.entries().map_err(ArchiveError::Malformed)? {
+    for entry in archive.entries_with_seek().map_err(ArchiveError::Malformed)? {
         let entry = entry.map_err(ArchiveError::Malformed)?;
+        if stats.entry_count >= max_entries {
+            return Err(ArchiveError::TooManyEntries { max: max_entries });
+        }
         let entry_type = entry.header().entry_type();
         if entry_type == tar::EntryType::XGlobalHeader {
             continue;
@@ -426,14 +463,9 @@ fn plan(bytes: &[u8], links: LinkTargets) -> Result<Plan, ArchiveError> {
         let kind = match entry_type {
             tar::EntryType::Directory => MemberKind::Directory,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let offset = usize::try_from(entry.raw_file_position()).ok();
-                let len = usize::try_from(entry.size()).ok();
-                match (offset, len) {
-                    (Some(offset), Some(len))
-                        if offset.checked_add(len).is_some_and(|end| end <= bytes.len()) =>
-                    {
-                        MemberKind::File { offset, len }
-                    }
+                let (offset, len) = (entry.raw_file_position(), entry.size());
+                match offset.checked_add(len) {
+                    Some(end) if end <= total_len => MemberKind::File { offset, len },
                     _ => {
                         return Err(ArchiveError::Malformed(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -470,7 +502,7 @@ fn plan(bytes: &[u8], links: LinkTargets) -> Result<Plan, ArchiveError> {
         };
         stats.entry_count += 1;
         match kind {
-            MemberKind::File { len, .. } => stats.bytes_written += len as u64,
+            MemberKind::File { len, .. } => stats.bytes_written += len,
             MemberKind::Symlink { .. } => stats.symlink_count += 1,
             _ => {}
         }
@@ -634,7 +666,21 @@ pub fn unpack_into_with(
     replace: bool,
     links: LinkTargets,
 ) -> Result<ArchiveStats, ArchiveError> {
-    let plan = plan(bytes, links)?;
+    unpack_from(Cursor::new(bytes), dest, replace, links, DEFAULT_MAX_ENTRIES)
+}
+
+/// [`unpack_into_with`] reading the archive from a file (or any seekable reader): the
+/// archive is checked completely first, then extracted member by member, so memory
+/// stays bounded by the member list, not the archive size. At most `max_entries`
+/// members are accepted.
+pub fn unpack_from<R: Read + Seek>(
+    mut reader: R,
+    dest: &Path,
+    replace: bool,
+    links: LinkTargets,
+    max_entries: u64,
+) -> Result<ArchiveStats, ArchiveError> {
+    let plan = plan(&mut reader, links, max_entries)?;
     match fs::metadata(dest) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(ArchiveError::DestinationNotDirectory(dest.to_path_buf())),
@@ -648,7 +694,7 @@ pub fn unpack_into_with(
     if replace {
         empty_dir(dest)?;
     }
-    extract(&plan, bytes, dest)?;
+    extract(&plan, &mut reader, dest)?;
     Ok(plan.stats)
 }
 
@@ -742,7 +788,7 @@ fn check_against_destination(plan: &Plan, dest: &Path) -> Result<(), ArchiveErro
     Ok(())
 }
 
-fn extract(plan: &Plan, bytes: &[u8], dest: &Path) -> Result<(), ArchiveError> {
+fn extract<R: Read + Seek>(plan: &Plan, reader: &mut R, dest: &Path) -> Result<(), ArchiveError> {
     let mut dirs: Vec<(&Member, PathBuf)> = Vec::new();
     for m in &plan.members {
         if m.kind == MemberKind::Root {
@@ -767,12 +813,13 @@ fn extract(plan: &Plan, bytes: &[u8], dest: &Path) -> Result<(), ArchiveError> {
             }
             MemberKind::File { offset, len } => {
                 remove_non_dir(&target, &m.path)?;
-                let data = bytes.get(*offset..*offset + *len).ok_or_else(|| {
+                let out_of_range = || {
                     ArchiveError::Malformed(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "member data out of range",
                     ))
-                })?;
+                };
+                reader.seek(SeekFrom::Start(*offset)).map_err(|_| out_of_range())?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -780,7 +827,11 @@ fn extract(plan: &Plan, bytes: &[u8], dest: &Path) -> Result<(), ArchiveError> {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&target)
                     .map_err(io_err("create", &target))?;
-                file.write_all(data).map_err(io_err("write", &target))?;
+                let copied = io::copy(&mut reader.by_ref().take(*len), &mut file)
+                    .map_err(io_err("write", &target))?;
+                if copied != *len {
+                    return Err(out_of_range());
+                }
                 file.set_permissions(fs::Permissions::from_mode(safe_mode(m.mode)))
                     .map_err(io_err("chmod", &target))?;
                 set_mtime(&file, m.mtime);

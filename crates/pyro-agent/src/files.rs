@@ -215,6 +215,15 @@ pub(crate) fn export(
     workspace_dir: &Path,
     guest: &str,
 ) -> Result<(Vec<u8>, ArtifactType, ArchiveStats), SandboxError> {
+    export_to(workspace_dir, guest, Vec::new())
+}
+
+/// [`export`] into any writer (a spool file for streamed transfers).
+pub(crate) fn export_to<W: std::io::Write>(
+    workspace_dir: &Path,
+    guest: &str,
+    out: W,
+) -> Result<(W, ArtifactType, ArchiveStats), SandboxError> {
     let (resolved, meta) = resolve_existing(workspace_dir, guest)?;
     let file_type = meta.file_type();
     if !(file_type.is_dir() || file_type.is_file() || file_type.is_symlink()) {
@@ -223,9 +232,9 @@ pub(crate) fn export(
     if resolved.path.is_root() {
         // `ws/.` makes the (trusted) workspace directory itself be followed even if it
         // is reached through a symlink on the host.
-        return Ok(archive::pack_path(&workspace_dir.join("."))?);
+        return Ok(archive::pack_path_to(&workspace_dir.join("."), out)?);
     }
-    Ok(archive::pack_path(&resolved.host)?)
+    Ok(archive::pack_path_to(&resolved.host, out)?)
 }
 
 /// Validate an archive, then unpack it into a guest directory (created if missing).
@@ -237,10 +246,21 @@ pub(crate) fn import(
     bytes: &[u8],
     links: archive::LinkTargets,
 ) -> Result<ArchiveStats, SandboxError> {
+    import_from(workspace_dir, dest, replace, std::io::Cursor::new(bytes), links)
+}
+
+/// [`import`] from any seekable reader (an import's spool file).
+pub(crate) fn import_from<R: std::io::Read + std::io::Seek>(
+    workspace_dir: &Path,
+    dest: &str,
+    replace: bool,
+    mut reader: R,
+    links: archive::LinkTargets,
+) -> Result<ArchiveStats, SandboxError> {
     let path = WorkspacePath::parse(dest)?;
     let guest = path.guest();
     // Validate before creating the destination, so a bad archive changes nothing.
-    archive::validate_archive_with(bytes, links)?;
+    archive::validate_reader(&mut reader, links, archive::DEFAULT_MAX_ENTRIES)?;
     let resolved = paths::resolve(workspace_dir, &path)?;
     match &resolved.metadata {
         Some(meta) if meta.file_type().is_symlink() => {
@@ -253,7 +273,7 @@ pub(crate) fn import(
             paths::ensure_real_dir(&resolved.host, &guest)?;
         }
     }
-    Ok(archive::unpack_into_with(bytes, &resolved.host, replace, links)?)
+    Ok(archive::unpack_from(reader, &resolved.host, replace, links, archive::DEFAULT_MAX_ENTRIES)?)
 }
 
 #[cfg(test)]

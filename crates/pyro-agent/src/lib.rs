@@ -66,6 +66,7 @@ mod serve;
 pub mod services;
 pub mod shells;
 pub mod sys;
+mod transfers;
 
 pub use error::SandboxError;
 pub use exec::{PIPE_GRACE, TIMEOUT_EXIT_CODE};
@@ -81,7 +82,7 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
 pub const CAPABILITIES: &[&str] =
-    &["exec", "files", "tar", "secrets", "shells", "services", "clone_fixup"];
+    &["exec", "files", "tar", "secrets", "shells", "services", "clone_fixup", "tar_stream"];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,7 @@ pub struct Sandbox {
     shells: shells::Shells,
     services: services::Services,
     login_env: login_env::LoginEnv,
+    transfers: transfers::Transfers,
 }
 
 impl Sandbox {
@@ -124,6 +126,9 @@ impl Sandbox {
             shells: shells::Shells::default(),
             services: services::Services::default(),
             login_env: login_env::LoginEnv::default(),
+            // On the guest's root disk, not the /run or /tmp tmpfs: spools never sit
+            // in guest memory.
+            transfers: transfers::Transfers::new(PathBuf::from("/var/tmp/pyro-transfers")),
         }
     }
 
@@ -136,7 +141,15 @@ impl Sandbox {
             shells: shells::Shells::default(),
             services: services::Services::default(),
             login_env: login_env::LoginEnv::default(),
+            transfers: transfers::Transfers::new(std::env::temp_dir()),
         }
+    }
+
+    /// Where streamed transfers spool their archives (default `/var/tmp/pyro-transfers`
+    /// in the guest, the host's temp directory for `host_compat`).
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.transfers = transfers::Transfers::new(dir.into());
+        self
     }
 
     /// Whether a `shutdown` in guest mode really powers the machine off after answering
@@ -209,11 +222,32 @@ impl Sandbox {
                 // through a link, and a guest process could make it anyway), so a real
                 // repository with absolute links imports whole. On the host
                 // (host_compat) /workspace is a host directory: links stay contained.
-                let links = match self.mode {
-                    SandboxMode::Guest => archive::LinkTargets::Kept,
-                    SandboxMode::HostCompat => archive::LinkTargets::Contained,
-                };
+                let links = self.import_links();
                 Response::Imported { stats: files::import(dir, &dest, replace, &bytes, links)? }
+            }
+            Request::ExportOpen { path } => {
+                let opened = self.transfers.open_export(dir, &path)?;
+                transfer_opened(opened)
+            }
+            Request::ImportOpen { size_bytes } => {
+                transfer_opened(self.transfers.open_import(size_bytes)?)
+            }
+            Request::TransferRead { transfer_id, offset, max_bytes } => {
+                let data = self.transfers.read(&transfer_id, offset, max_bytes)?;
+                Response::Chunk { offset, data_b64: b64.encode(data) }
+            }
+            Request::TransferWrite { transfer_id, offset, data_b64 } => {
+                let data = decode(&data_b64, "data_b64")?;
+                Response::Written { bytes_written: self.transfers.write(&transfer_id, offset, &data)? }
+            }
+            Request::ImportCommit { transfer_id, dest, replace } => {
+                let file = self.transfers.take_import(&transfer_id)?;
+                let stats = files::import_from(dir, &dest, replace, &*file, self.import_links())?;
+                Response::Imported { stats }
+            }
+            Request::TransferClose { transfer_id } => {
+                self.transfers.close(&transfer_id);
+                Response::Done
             }
             Request::InstallSecrets { secrets } => match self.mode {
                 SandboxMode::Guest => {
@@ -315,6 +349,17 @@ impl Sandbox {
             std::thread::sleep(Duration::from_millis(100));
             // If this returns, the machine cannot be powered off; keep serving.
             let _ = sys::power_off();
+        }
+    }
+
+    /// Which symlink targets an import keeps: in a guest links are data (one to /etc is
+    /// inert: nothing is written through a link, and a guest process could make it
+    /// anyway); on the host (host_compat) /workspace is a host directory, so links stay
+    /// contained.
+    fn import_links(&self) -> archive::LinkTargets {
+        match self.mode {
+            SandboxMode::Guest => archive::LinkTargets::Kept,
+            SandboxMode::HostCompat => archive::LinkTargets::Contained,
         }
     }
 
@@ -485,5 +530,14 @@ mod tests {
             guest.handle(exec("relative")),
             Response::Error { kind: ErrorKind::Invalid, .. }
         ));
+    }
+}
+
+fn transfer_opened(opened: transfers::Opened) -> Response {
+    Response::TransferOpened {
+        transfer_id: opened.id,
+        size_bytes: opened.size,
+        artifact_type: opened.artifact_type,
+        stats: opened.stats,
     }
 }

@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 6);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 7);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -49,6 +49,13 @@ pub fn agent_port_name(index: usize) -> String {
 
 /// Most bytes an [`Request::AddEntropy`] may carry.
 pub const MAX_ENTROPY_BYTES: usize = 512;
+
+/// Most bytes one [`Request::TransferRead`] or [`Request::TransferWrite`] moves: a
+/// chunk of a streamed transfer (since 1.7). A host may ask for less.
+pub const MAX_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Capability named in `hello` by agents that serve streamed transfers (since 1.7).
+pub const STREAM_CAPABILITY: &str = "tar_stream";
 
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
@@ -134,6 +141,59 @@ pub enum Request {
         replace: bool,
         /// Archive bytes, base64 (plain tar).
         data_b64: String,
+    },
+    /// Pack a path as [`Request::ExportTar`] does, but into a spool file in the guest
+    /// (never whole in memory) that the host then reads in chunks with
+    /// [`Request::TransferRead`] and releases with [`Request::TransferClose`]. Answer:
+    /// [`Response::TransferOpened`]. Since 1.7.
+    ExportOpen {
+        /// Path to pack.
+        path: String,
+    },
+    /// Start an import of `size_bytes` of plain tar: the agent opens an empty spool file
+    /// the host fills in order with [`Request::TransferWrite`], then unpacks with
+    /// [`Request::ImportCommit`]. Answer: [`Response::TransferOpened`]. Since 1.7.
+    ImportOpen {
+        /// Announced archive length; writes past it and commits short of it fail.
+        size_bytes: u64,
+    },
+    /// Read up to `max_bytes` (at most [`MAX_CHUNK_BYTES`]) of an export's spool file
+    /// from `offset`. Answer: [`Response::Chunk`] (empty at the end). Since 1.7.
+    TransferRead {
+        /// Transfer id from [`Response::TransferOpened`].
+        transfer_id: String,
+        /// Byte offset into the archive.
+        offset: u64,
+        /// Most bytes to return.
+        max_bytes: u64,
+    },
+    /// Append a chunk (at most [`MAX_CHUNK_BYTES`]) to an import's spool file. `offset`
+    /// must equal the bytes received so far. Answer: [`Response::Written`]. Since 1.7.
+    TransferWrite {
+        /// Transfer id from [`Response::TransferOpened`].
+        transfer_id: String,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Chunk bytes, base64.
+        data_b64: String,
+    },
+    /// Unpack a completely received import into `dest`, with the rules of
+    /// [`Request::ImportTar`], then drop its spool file. Answer:
+    /// [`Response::Imported`]. Since 1.7.
+    ImportCommit {
+        /// Transfer id from [`Response::TransferOpened`].
+        transfer_id: String,
+        /// Destination directory (created if missing).
+        dest: String,
+        /// Remove everything under `dest` first.
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Drop a transfer and its spool file (missing ids are not an error). Answer:
+    /// [`Response::Done`]. Since 1.7.
+    TransferClose {
+        /// Transfer id.
+        transfer_id: String,
     },
     /// Replace every secret file: wipe the guest's secrets directory
     /// (`/run/pyro-secrets`, a tmpfs, never on the workspace disk) and write one file
@@ -452,6 +512,26 @@ pub enum Response {
     Imported {
         /// Archive stats.
         stats: ArchiveStats,
+    },
+    /// Answer to [`Request::ExportOpen`] and [`Request::ImportOpen`]. Since 1.7.
+    TransferOpened {
+        /// Id naming the transfer in later requests.
+        transfer_id: String,
+        /// Archive length in bytes (the announced length for an import).
+        size_bytes: u64,
+        /// Type of the exported path (exports only).
+        #[serde(default)]
+        artifact_type: Option<ArtifactType>,
+        /// Archive stats (exports only; zero for an import).
+        #[serde(default)]
+        stats: ArchiveStats,
+    },
+    /// Answer to [`Request::TransferRead`]. Since 1.7.
+    Chunk {
+        /// Offset of these bytes in the archive.
+        offset: u64,
+        /// The bytes, base64 (empty at the end of the archive).
+        data_b64: String,
     },
     /// Success without data (delete, sync, shutdown).
     Done,

@@ -53,6 +53,10 @@ impl AgentChannel for InProcessChannel {
     fn call(&mut self, request: Request, _timeout: Duration) -> Result<Response, BackendError> {
         Ok(self.sandbox.handle(request))
     }
+
+    fn supports(&mut self, capability: &str) -> bool {
+        pyro_agent::CAPABILITIES.contains(&capability)
+    }
 }
 
 impl Backend for HostCompatBackend {

@@ -13,6 +13,8 @@
 //!   two outputs in base64, an export at most one transfer). A line that grows past the
 //!   cap without ending is refused as soon as it passes it, so the host never holds more
 //!   than the cap plus one read buffer per session.
+//!   With an agent that streams (protocol 1.7, see `runtime::transfer`) the cap bounds
+//!   the whole stream, moved in chunks: the host holds one chunk, not the archive.
 //! - **Console** ([`GuestLimits::max_console_bytes`], `PYRO_CONSOLE_LOG_MAX_MIB`,
 //!   default 8 MiB): what the host keeps of the serial console per workspace
 //!   (`console.log` plus its one rotated predecessor).
@@ -102,6 +104,10 @@ pub fn answer_cap(request: &Request, limits: &GuestLimits) -> usize {
         }
         Request::ReadFile { max_bytes, .. } => base64_len(*max_bytes).saturating_add(FRAME_SLACK),
         Request::ExportTar { .. } | Request::ListFiles { .. } => limits.transfer_answer_cap(),
+        // One chunk of a streamed transfer: what was asked, never more than a chunk.
+        Request::TransferRead { max_bytes, .. } => {
+            base64_len((*max_bytes).min(pyro_protocol::MAX_CHUNK_BYTES)).saturating_add(FRAME_SLACK)
+        }
         _ => SMALL_ANSWER_CAP,
     }
 }
@@ -128,6 +134,10 @@ mod tests {
         let export = Request::ExportTar { path: "/workspace".into() };
         assert!(answer_cap(&export, &limits) > DEFAULT_MAX_TRANSFER_BYTES as usize);
         assert_eq!(answer_cap(&Request::Sync, &limits), SMALL_ANSWER_CAP);
+        let chunk =
+            Request::TransferRead { transfer_id: "t1".into(), offset: 0, max_bytes: u64::MAX };
+        let most = base64_len(pyro_protocol::MAX_CHUNK_BYTES) + FRAME_SLACK;
+        assert_eq!(answer_cap(&chunk, &limits), most);
         assert_eq!(base64_len(u64::MAX), usize::MAX);
     }
 }

@@ -166,6 +166,13 @@ impl BackendError {
 pub trait AgentChannel: Send {
     /// Send one request and wait for its answer, at most `timeout`.
     fn call(&mut self, request: Request, timeout: Duration) -> Result<Response, BackendError>;
+
+    /// Whether the agent behind this channel named `capability` in its hello (opening
+    /// the session if needed). False when unknown: callers then use what every agent
+    /// serves.
+    fn supports(&mut self, _capability: &str) -> bool {
+        false
+    }
 }
 
 /// A way to run sandboxes.

@@ -331,6 +331,7 @@ impl ProjectSource {
             )));
         }
         archive::validate_archive(&tar).map_err(|e| read_error(format!("unsafe content: {e}")))?;
+        let tar = crate::runtime::seed::spool(&tar).map_err(|e| read_error(e.to_string()))?;
         Ok(Seed {
             tar,
             mode: "directory",

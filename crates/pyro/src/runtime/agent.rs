@@ -39,6 +39,10 @@ impl AgentChannel for HealthWatch {
         }
         result
     }
+
+    fn supports(&mut self, capability: &str) -> bool {
+        self.inner.supports(capability)
+    }
 }
 
 /// Record at `marker` that the guest sent an invalid answer, when `result` says so (for

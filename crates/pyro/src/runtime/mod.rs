@@ -22,6 +22,7 @@ mod shells;
 pub mod state;
 pub mod sweep;
 pub mod terminal;
+pub mod transfer;
 pub mod validate;
 mod vm;
 mod workspace;

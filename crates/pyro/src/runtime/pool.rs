@@ -99,6 +99,10 @@ impl AgentChannel for Pooled {
         }
         result
     }
+
+    fn supports(&mut self, capability: &str) -> bool {
+        self.inner.as_mut().is_some_and(|inner| inner.supports(capability))
+    }
 }
 
 impl Drop for Pooled {

@@ -2,11 +2,12 @@
 //! exported tar to a new host path. Both reuse the agent crate's tar-slip-safe code.
 
 use super::error::{PyroError, Result};
+use super::transfer::{TransferLimits, MAX_ENTRIES_ENV};
 use crate::backend::limits::{GuestLimits, MAX_TRANSFER_ENV};
 use pyro_agent::archive;
 use pyro_protocol::{ArchiveStats, ArtifactType};
-use std::fs;
-use std::io::Read;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Largest seed or sync archive accepted (bytes, uncompressed): the transfer cap
@@ -27,8 +28,8 @@ fn too_large(source: &Path, max: u64) -> PyroError {
 /// A checked source archive.
 #[derive(Debug)]
 pub struct Seed {
-    /// Plain tar bytes.
-    pub tar: Vec<u8>,
+    /// The plain tar, in an unlinked temporary file (never whole in memory).
+    pub tar: File,
     /// `directory` or `tar_archive`.
     pub mode: &'static str,
     /// Absolute source path.
@@ -67,18 +68,48 @@ fn is_archive_name(path: &Path) -> Option<bool> {
     }
 }
 
-/// Read a directory or `.tar`/`.tar.gz`/`.tgz` into a tar that is safe to unpack.
+fn spool_file() -> Result<File> {
+    tempfile::tempfile()
+        .map_err(|e| PyroError::io("could not create a spool file in", std::env::temp_dir(), e))
+}
+
+/// An unlinked temporary file holding `bytes` (a tar packed in memory elsewhere).
+pub fn spool(bytes: &[u8]) -> Result<File> {
+    let mut file = spool_file()?;
+    file.write_all(bytes)
+        .map_err(|e| PyroError::io("could not write a spool file in", std::env::temp_dir(), e))?;
+    Ok(file)
+}
+
+fn too_many_entries(source: &Path, max: u64) -> PyroError {
+    PyroError::invalid(format!(
+        "{} holds more than {max} entries (the archive entry cap; raise it with {MAX_ENTRIES_ENV})",
+        source.display()
+    ))
+}
+
+/// Read a directory or `.tar`/`.tar.gz`/`.tgz` into a tar that is safe to unpack,
+/// spooled to a temporary file: memory stays bounded whatever the source's size.
 pub fn prepare(path: &str) -> Result<Seed> {
     let source = absolute(path)?;
     let meta = fs::metadata(&source).map_err(|_| {
         PyroError::invalid(format!("seed_path {} does not exist", source.display()))
     })?;
-    let max = max_seed_bytes();
+    let limits = TransferLimits::from_env();
+    let max = limits.max_total_bytes;
     if meta.is_dir() {
-        let (tar, _, _) = archive::pack_path(&source)
+        let spool_err = |e: std::io::Error| {
+            PyroError::io("could not write a spool file in", std::env::temp_dir(), e)
+        };
+        let (writer, _, stats) = archive::pack_path_to(&source, BufWriter::new(spool_file()?))
             .map_err(|e| PyroError::invalid(format!("could not pack {}: {e}", source.display())))?;
-        if tar.len() as u64 > max {
+        let mut tar = writer.into_inner().map_err(|e| spool_err(e.into_error()))?;
+        let len = tar.stream_position().map_err(spool_err)?;
+        if len > max {
             return Err(too_large(&source, max));
+        }
+        if stats.entry_count > limits.max_entries {
+            return Err(too_many_entries(&source, limits.max_entries));
         }
         let origin_ref = Some(source.display().to_string());
         return Ok(Seed { tar, mode: "directory", source, origin_kind: "seed_path", origin_ref });
@@ -89,39 +120,48 @@ pub fn prepare(path: &str) -> Result<Seed> {
         ));
     };
     let file = fs::File::open(&source).map_err(|e| PyroError::io("could not open", &source, e))?;
-    let mut tar = Vec::new();
+    let mut tar = spool_file()?;
     let read = if gzipped {
-        flate2::read::GzDecoder::new(file).take(max + 1).read_to_end(&mut tar)
+        std::io::copy(&mut flate2::read::GzDecoder::new(file).take(max + 1), &mut tar)
     } else {
-        file.take(max + 1).read_to_end(&mut tar)
+        std::io::copy(&mut file.take(max + 1), &mut tar)
     };
-    read.map_err(|e| {
+    let len = read.map_err(|e| {
         PyroError::invalid(format!("could not read archive {}: {e}", source.display()))
     })?;
-    if tar.len() as u64 > max {
+    if len > max {
         return Err(too_large(&source, max));
     }
     // Links are kept as links in the guest (any target); nothing is written through one.
-    archive::validate_archive_with(&tar, archive::LinkTargets::Kept).map_err(|e| {
-        PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display()))
-    })?;
+    archive::validate_reader(&mut tar, archive::LinkTargets::Kept, limits.max_entries).map_err(
+        |e| match e {
+            archive::ArchiveError::TooManyEntries { max } => too_many_entries(&source, max),
+            e => PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display())),
+        },
+    )?;
     let origin_ref = Some(source.display().to_string());
     Ok(Seed { tar, mode: "tar_archive", source, origin_kind: "seed_path", origin_ref })
 }
 
 /// Write an exported archive to `output` (which must not exist): a directory becomes a
 /// new directory, a file or symlink becomes that single entry.
-pub fn write_export(tar: &[u8], kind: ArtifactType, output: &Path) -> Result<ArchiveStats> {
+pub fn write_export<R: Read + Seek>(
+    tar: R,
+    kind: ArtifactType,
+    output: &Path,
+) -> Result<ArchiveStats> {
+    let max_entries = TransferLimits::from_env().max_entries;
     let parent = output.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).map_err(|e| PyroError::io("could not create", parent, e))?;
     let staging = parent.join(format!(".pyro-export-{}", super::state::new_id()));
     let result = (|| -> Result<ArchiveStats> {
         // Links are kept verbatim (absolute ones too): the export writes nothing
         // through them and pyro never follows them afterwards.
-        let stats = archive::unpack_into_with(tar, &staging, false, archive::LinkTargets::Kept)
-            .map_err(|e| {
-                PyroError::invalid(format!("exported archive could not be written: {e}"))
-            })?;
+        let stats =
+            archive::unpack_from(tar, &staging, false, archive::LinkTargets::Kept, max_entries)
+                .map_err(|e| {
+                    PyroError::invalid(format!("exported archive could not be written: {e}"))
+                })?;
         let from = match kind {
             ArtifactType::Directory => staging.clone(),
             _ => {
@@ -220,7 +260,8 @@ mod tests {
         ];
         for (case, tar) in cases {
             let output = host.join("out");
-            let err = write_export(&tar, ArtifactType::Directory, &output).expect_err(case);
+            let err = write_export(std::io::Cursor::new(&tar), ArtifactType::Directory, &output)
+                .expect_err(case);
             assert!(err.to_string().contains("exported archive"), "{case}: {err}");
             assert!(!output.exists(), "{case}: output written");
             assert_eq!(names_below(&host), ["victim", "victim/secret"], "{case}");
@@ -241,7 +282,8 @@ mod tests {
             ("src/main-link", Symlink, b"", "main.rs"),
         ]);
         let output = tmp.path().join("export");
-        let stats = write_export(&tar, ArtifactType::Directory, &output).expect("export");
+        let stats = write_export(std::io::Cursor::new(&tar), ArtifactType::Directory, &output)
+            .expect("export");
         assert_eq!(stats.symlink_count, 3);
         assert_eq!(stats.entry_count, 5);
         assert_eq!(

@@ -1,8 +1,9 @@
 //! Persistent workspaces: create, exec, files, diff, export, snapshots, reset, delete.
 
-use super::agent::{self, b64, lossy, unb64, unexpected, QUICK};
+use super::agent::{self, b64, lossy, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
+use super::transfer::{self, TransferLimits};
 use super::{diff, fault, patch, review, secrets, seed, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
@@ -10,8 +11,9 @@ use pyro_contract::results::*;
 use pyro_protocol::{ExecRequest, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
 
 /// A snapshot of `/workspace`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -312,25 +314,43 @@ impl Runtime {
         reaped
     }
 
-    fn export_tar(channel: &mut dyn AgentChannel, path: &str) -> Result<(Vec<u8>, Response)> {
-        let response = agent::call(channel, Request::ExportTar { path: path.into() }, QUICK)?;
-        match &response {
-            Response::Tar { data_b64, .. } => Ok((unb64(data_b64)?, response)),
-            other => Err(unexpected("export_tar", other)),
-        }
+    /// Export guest `path` into a new file at `target` (atomically: a temporary file
+    /// beside it, renamed into place once the whole stream has arrived).
+    fn export_to_path(
+        channel: &mut dyn AgentChannel,
+        path: &str,
+        target: &Path,
+    ) -> Result<transfer::Exported> {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)
+            .map_err(|e| PyroError::io("could not create a spool file in", parent, e))?;
+        let exported =
+            transfer::export_into(channel, path, tmp.as_file_mut(), &TransferLimits::from_env())?;
+        tmp.as_file().sync_all().map_err(|e| PyroError::io("could not write", target, e))?;
+        tmp.persist(target).map_err(|e| PyroError::io("could not write", target, e.error))?;
+        Ok(exported)
+    }
+
+    /// Export guest `path` into an unlinked temporary file in `spool_dir`.
+    fn export_to_spool(
+        channel: &mut dyn AgentChannel,
+        path: &str,
+        spool_dir: &Path,
+    ) -> Result<(File, transfer::Exported)> {
+        let mut file = tempfile::tempfile_in(spool_dir)
+            .map_err(|e| PyroError::io("could not create a spool file in", spool_dir, e))?;
+        let exported =
+            transfer::export_into(channel, path, &mut file, &TransferLimits::from_env())?;
+        Ok((file, exported))
     }
 
     fn import_tar(
         channel: &mut dyn AgentChannel,
         dest: &str,
-        data: &[u8],
+        archive: &mut File,
         replace: bool,
     ) -> Result<pyro_protocol::ArchiveStats> {
-        let request = Request::ImportTar { dest: dest.into(), replace, data_b64: b64(data) };
-        match agent::call(channel, request, QUICK)? {
-            Response::Imported { stats } => Ok(stats),
-            other => Err(unexpected("import_tar", &other)),
-        }
+        transfer::import_from(channel, dest, archive, replace, &TransferLimits::from_env())
     }
 
     /// Create and start a workspace.
@@ -344,7 +364,7 @@ impl Runtime {
     pub fn workspace_create_seeded(
         &self,
         p: WorkspaceCreateParams,
-        seed: Option<seed::Seed>,
+        mut seed: Option<seed::Seed>,
     ) -> Result<Workspace> {
         validate::sizing(p.vcpu_count, p.mem_mib, p.ttl_seconds)?;
         let name = p.name.as_deref().map(validate::workspace_name).transpose()?;
@@ -420,8 +440,8 @@ impl Runtime {
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
-            if let Some(seed) = &seed {
-                let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &seed.tar, false)?;
+            if let Some(seed) = &mut seed {
+                let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut seed.tar, false)?;
                 rec.workspace_seed = WorkspaceSeed {
                     mode: seed.mode.into(),
                     seed_path: Some(seed.source.display().to_string()),
@@ -433,8 +453,7 @@ impl Runtime {
                 };
             }
             fault::point("create.seeded");
-            let (baseline, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
-            state::write_atomic(&dir.baseline(), &baseline)?;
+            Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &dir.baseline())?;
             fault::point("create.baseline");
             rec.creating = None;
             Self::save(&dir, &rec)
@@ -873,7 +892,14 @@ impl Runtime {
         let baseline = fs::read(dir.baseline())
             .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
         let mut ch = self.channel(&dir, &rec)?;
-        let (current, _) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
+        // The diff compares whole trees in memory (bounded by the transfer cap); the
+        // transfer itself is streamed.
+        let (mut spool, _) = Self::export_to_spool(ch.as_mut(), WORKSPACE_PATH, &dir.root)?;
+        let mut current = Vec::new();
+        spool
+            .rewind()
+            .and_then(|()| spool.read_to_end(&mut current))
+            .map_err(|e| PyroError::io("could not read the exported tree", &dir.root, e))?;
         let d = diff::diff_trees(&baseline, &current).map_err(|e| PyroError::CorruptState {
             path: dir.baseline(),
             message: e.to_string(),
@@ -905,12 +931,14 @@ impl Runtime {
         let (dir, rec) = self.load(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_export")?;
         let mut ch = self.channel(&dir, &rec)?;
-        let (tar, response) = Self::export_tar(ch.as_mut(), &path)?;
+        let spool_dir = output.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(spool_dir)
+            .map_err(|e| PyroError::io("could not create", spool_dir, e))?;
+        let (mut tar, exported) = Self::export_to_spool(ch.as_mut(), &path, spool_dir)?;
         drop(ch);
-        let Response::Tar { artifact_type, .. } = response else {
-            return Err(unexpected("export_tar", &response));
-        };
-        let stats = seed::write_export(&tar, artifact_type, &output)?;
+        let artifact_type = exported.artifact_type;
+        tar.rewind().map_err(|e| PyroError::io("could not read the export spool", spool_dir, e))?;
+        let stats = seed::write_export(&mut tar, artifact_type, &output)?;
         self.note(
             &p.workspace_id,
             ReviewEventKind::Export {
@@ -938,11 +966,11 @@ impl Runtime {
                 p.dest
             ))
         })?;
-        let source = seed::prepare(&p.source_path)?;
+        let mut source = seed::prepare(&p.source_path)?;
         let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_sync_push")?;
         let mut ch = self.channel(&dir, &rec)?;
-        let stats = Self::import_tar(ch.as_mut(), &dest, &source.tar, false)?;
+        let stats = Self::import_tar(ch.as_mut(), &dest, &mut source.tar, false)?;
         drop(ch);
         let mut rec = rec;
         rec.last_activity_at = now();
@@ -972,11 +1000,14 @@ impl Runtime {
     }
 
     fn baseline_info(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<SnapshotInfo> {
-        let bytes = fs::read(dir.baseline())
+        let file = File::open(dir.baseline())
             .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
-        let stats = pyro_agent::archive::validate_archive(&bytes).map_err(|e| {
-            PyroError::CorruptState { path: dir.baseline(), message: e.to_string() }
-        })?;
+        let stats = pyro_agent::archive::validate_reader(
+            std::io::BufReader::new(file),
+            pyro_agent::archive::LinkTargets::Kept,
+            u64::MAX,
+        )
+        .map_err(|e| PyroError::CorruptState { path: dir.baseline(), message: e.to_string() })?;
         Ok(SnapshotInfo {
             workspace_id: rec.workspace_id.clone(),
             snapshot_name: "baseline".into(),
@@ -1004,16 +1035,12 @@ impl Runtime {
             )));
         }
         let mut ch = self.channel(&dir, &rec)?;
-        let (tar, response) = Self::export_tar(ch.as_mut(), WORKSPACE_PATH)?;
-        drop(ch);
-        fault::point("snapshot.exported");
-        let Response::Tar { stats, .. } = response else {
-            return Err(unexpected("export_tar", &response));
-        };
         fs::create_dir_all(dir.snapshots()).map_err(|e| {
             PyroError::io("could not create snapshot directory", dir.snapshots(), e)
         })?;
-        state::write_atomic(&tar_path, &tar)?;
+        let stats = Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &tar_path)?.stats;
+        drop(ch);
+        fault::point("snapshot.exported");
         fault::point("snapshot.written");
         let info = SnapshotInfo {
             workspace_id: p.workspace_id.clone(),
@@ -1104,7 +1131,7 @@ impl Runtime {
             }
             (tar, "named")
         };
-        let archive = fs::read(&archive_path)
+        let mut archive = File::open(&archive_path)
             .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?;
         let backend = self.backend(rec.backend);
         self.close_all_shells(&dir, &rec);
@@ -1125,7 +1152,7 @@ impl Runtime {
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
-            let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &archive, true)?;
+            let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut archive, true)?;
             fault::point("reset.restored");
             Ok(stats)
         })();

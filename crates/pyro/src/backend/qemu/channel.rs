@@ -558,6 +558,14 @@ impl AgentChannel for QemuChannel {
         }
         result
     }
+
+    fn supports(&mut self, capability: &str) -> bool {
+        let timeout = HELLO_TIMEOUT;
+        if self.ensure_open(Instant::now() + timeout, timeout).is_err() {
+            return false;
+        }
+        self.hello.as_ref().is_some_and(|h| h.capabilities.iter().any(|c| c == capability))
+    }
 }
 
 #[cfg(test)]
