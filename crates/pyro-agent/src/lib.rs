@@ -439,6 +439,15 @@ fn decode(data: &str, field: &'static str) -> Result<Vec<u8>, SandboxError> {
         .map_err(|source| SandboxError::Base64 { field, source })
 }
 
+fn transfer_opened(opened: transfers::Opened) -> Response {
+    Response::TransferOpened {
+        transfer_id: opened.id,
+        size_bytes: opened.size,
+        artifact_type: opened.artifact_type,
+        stats: opened.stats,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,14 +539,5 @@ mod tests {
             guest.handle(exec("relative")),
             Response::Error { kind: ErrorKind::Invalid, .. }
         ));
-    }
-}
-
-fn transfer_opened(opened: transfers::Opened) -> Response {
-    Response::TransferOpened {
-        transfer_id: opened.id,
-        size_bytes: opened.size,
-        artifact_type: opened.artifact_type,
-        stats: opened.stats,
     }
 }

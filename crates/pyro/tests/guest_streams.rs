@@ -64,6 +64,7 @@ fn seeding_and_exporting_a_large_tree_keeps_host_memory_bounded() {
     let state = tmp.path().join("state");
     let seed = tmp.path().join("seed");
     std::fs::create_dir_all(seed.join("data")).expect("mkdir");
+    std::fs::create_dir_all(&state).expect("mkdir state");
     for i in 0..FILES {
         std::fs::write(seed.join(format!("data/blob-{i}.bin")), content(i as u64 + 1))
             .expect("write");
@@ -90,7 +91,7 @@ fn seeding_and_exporting_a_large_tree_keeps_host_memory_bounded() {
     eprintln!(
         "streams: archive {} MiB in {CHUNK_KIB} KiB chunks; peak RSS unseeded create {floor} KiB, \
          seeded create {seeded_peak} KiB, export {export_peak} KiB (bound floor + {GROWTH_BOUND_KIB} KiB)",
-        FILES * FILE_BYTES >> 20
+        (FILES * FILE_BYTES) >> 20
     );
     for i in 0..FILES {
         let got = std::fs::read(output.join(format!("blob-{i}.bin"))).expect("exported file");

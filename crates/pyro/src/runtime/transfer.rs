@@ -261,9 +261,12 @@ mod tests {
 
     /// A fake agent announcing `announced` bytes and answering reads with `chunk(offset,
     /// max_bytes)`.
+    /// Answers a chunk read at `(offset, max_bytes)`.
+    type ChunkFn = Box<dyn FnMut(u64, u64) -> Response + Send>;
+
     struct Forged {
         announced: u64,
-        chunk: Box<dyn FnMut(u64, u64) -> Response + Send>,
+        chunk: ChunkFn,
         asked: Vec<u64>,
     }
 
@@ -317,7 +320,7 @@ mod tests {
 
     #[test]
     fn forged_streams_are_invalid_answers() {
-        let cases: Vec<(&str, u64, Box<dyn FnMut(u64, u64) -> Response + Send>, &str)> = vec![
+        let cases: Vec<(&str, u64, ChunkFn, &str)> = vec![
             ("over the cap", 2 << 20, Box::new(|o, _| data(o, 1)), "over the transfer cap"),
             (
                 "beyond the announced length",
