@@ -293,7 +293,10 @@ fn parse_header(old: &str, new: &str, index: usize) -> Result<FilePatch, PatchEr
 
 /// The normalised relative path of a header name, or `None` for `/dev/null`.
 fn header_path(raw: &str, prefix: &str) -> Result<Option<String>, PatchError> {
-    let name = raw.split('\t').next().unwrap_or(raw).trim_end();
+    // Trimmed on both sides, as `validate::workspace_path` trims: `+++  /dev/null` is the
+    // deletion marker and ` ../x` is `../x`, never a name that only looks harmless here
+    // and means something else to the path check (found by `tests/fuzz.rs`).
+    let name = raw.split('\t').next().unwrap_or(raw).trim();
     if name == "/dev/null" {
         return Ok(None);
     }
@@ -306,23 +309,18 @@ fn header_path(raw: &str, prefix: &str) -> Result<Option<String>, PatchError> {
 }
 
 /// Normalises a path relative to `/workspace`, refusing anything that escapes it.
+///
+/// A patch names files relative to `/workspace` (never absolutely), and otherwise by the
+/// same rules as every other tool's path ([`super::validate::workspace_path`]: trimmed, no
+/// NUL, no `..`), so the parser can never accept a name the path check reads differently
+/// (`tests/fuzz.rs` found ` /dev/null` after an `a/` prefix, and a NUL).
 fn normalize_rel(name: &str) -> Result<String, PatchError> {
     let outside = || PatchError::OutsideWorkspace { path: name.to_owned() };
-    if name.starts_with('/') {
+    if name.trim_start().starts_with('/') {
         return Err(outside());
     }
-    let mut parts = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(outside()),
-            other => parts.push(other),
-        }
-    }
-    if parts.is_empty() {
-        return Err(outside());
-    }
-    Ok(parts.join("/"))
+    let full = super::validate::workspace_path(name, false).map_err(|_| outside())?;
+    full.strip_prefix("/workspace/").map(str::to_owned).ok_or_else(outside)
 }
 
 /// Parses the `start[,len]` of a hunk header.
@@ -656,6 +654,19 @@ mod tests {
             "workspace path must stay inside /workspace"
         );
         assert_eq!(err("--- a/x\n+++ b/x\n"), "patch has no hunks for /workspace/x");
+        for path in [" ../x", "  /etc/passwd", " /abs", "a\0b", "a/ /dev/null", "b/\t/etc/x"] {
+            let text = format!("--- {path}\n+++ {path}\n@@ -1 +1 @@\n-a\n+b\n");
+            assert_eq!(err(&text), "workspace path must stay inside /workspace", "{path:?}");
+        }
+    }
+
+    #[test]
+    fn extra_spaces_around_header_names_are_not_part_of_them() {
+        let delete = one("--- a/gone\n+++  /dev/null\n@@ -1 +0,0 @@\n-a\n");
+        assert_eq!(delete.path, "gone");
+        assert_eq!(delete.kind, PatchKind::Delete);
+        let add = one("---  /dev/null \n+++  b/new \n@@ -0,0 +1 @@\n+a\n");
+        assert_eq!(add.path, "new");
     }
 
     #[test]
