@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/mcp_stdio.rs"]
 mod mcp_stdio;
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
 
 use pyro::params::*;
 use pyro::{Runtime, RuntimeConfig};
@@ -66,25 +68,8 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 
 /// Run a CLI call under `/usr/bin/time`: (exit ok, stdout+stderr, peak RSS in KiB).
 fn cli_with_peak_rss(state: &Path, args: &[&str]) -> (bool, String, u64) {
-    let peak_file = state.join("peak-rss");
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&peak_file)
-        .arg(env!("CARGO_BIN_EXE_pyro"))
-        .args(args)
-        .env("PYRO_STATE_DIR", state)
-        .output()
-        .expect("run pyro under /usr/bin/time (apt-get install time)");
-    let peak = std::fs::read_to_string(&peak_file)
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
-        .expect("peak rss");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text, peak)
+    let run = peak_rss::run(state, &[], args);
+    (run.ok, format!("{}{}", run.stdout, run.stderr), run.peak_kib)
 }
 
 fn exec_stdout(rt: &Runtime, id: &str, command: &str) -> String {

@@ -6,9 +6,10 @@
 //! without the guest assets it fails and says to run scripts/setup.
 
 mod common;
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
 
 use std::path::Path;
-use std::process::Command;
 
 /// Archive size: 10 files of 4 MiB.
 const FILES: usize = 10;
@@ -34,23 +35,9 @@ fn content(seed: u64) -> Vec<u8> {
 
 /// Run the CLI under `/usr/bin/time`: (exit ok, stdout, stderr, peak RSS in KiB).
 fn cli(state: &Path, cap_mib: &str, args: &[&str]) -> (bool, String, String, u64) {
-    let peak_file = state.join("peak-rss");
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&peak_file)
-        .arg(env!("CARGO_BIN_EXE_pyro"))
-        .args(args)
-        .env("PYRO_STATE_DIR", state)
-        .env("PYRO_MAX_TRANSFER_MIB", cap_mib)
-        .env("PYRO_TRANSFER_CHUNK_KIB", CHUNK_KIB)
-        .output()
-        .expect("run pyro under /usr/bin/time (apt-get install time)");
-    let peak = std::fs::read_to_string(&peak_file)
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
-        .expect("peak rss");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (output.status.success(), text(&output.stdout), text(&output.stderr), peak)
+    let envs = [("PYRO_MAX_TRANSFER_MIB", cap_mib), ("PYRO_TRANSFER_CHUNK_KIB", CHUNK_KIB)];
+    let run = peak_rss::run(state, &envs, args);
+    (run.ok, run.stdout, run.stderr, run.peak_kib)
 }
 
 fn workspace_id(json: &str) -> String {
