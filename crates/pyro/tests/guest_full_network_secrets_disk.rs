@@ -8,14 +8,16 @@
 //! test runs on 127.0.0.1, reached from the guest as the gateway 10.0.2.2.
 
 mod common;
+#[path = "common/rmcp_call.rs"]
+mod rmcp_call;
+use rmcp_call::{call, Client};
 
 use pyro::params::*;
 use pyro::results::{ExecutionMode, VmState};
 use pyro::{Runtime, RuntimeConfig};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::ServiceExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -552,22 +554,12 @@ fn vm_network_info_tells_what_the_one_shot_guest_really_has() {
     assert!(rt.vm_network_info(&vm.vm_id).is_err(), "vm_exec deletes the VM");
 }
 
-type Client = RunningService<RoleClient, ()>;
-
 async fn mcp(state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
     cmd.args(["mcp", "serve", "--no-project-source", "--profile", "workspace-full"])
         .env("PYRO_STATE_DIR", state)
         .env("PYRO_BACKEND", "host_compat");
     ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("initialize")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else { panic!("args must be an object") };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(map))
-        .await
-        .expect("transport")
 }
 
 fn error_text(result: &CallToolResult) -> String {

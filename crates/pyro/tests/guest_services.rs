@@ -6,14 +6,16 @@
 //! Network traffic only ever goes to 127.0.0.1 (on the host, or inside the guest).
 
 mod common;
+#[path = "common/rmcp_call.rs"]
+mod rmcp_call;
+use rmcp_call::{call, Client};
 
 use pyro::params::*;
 use pyro::results::{Service, ServiceReadiness, ServiceState, VmState};
 use pyro::{PyroError, Runtime, RuntimeConfig};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::ServiceExt;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -355,20 +357,12 @@ fn cli_json(state: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-type Client = RunningService<RoleClient, ()>;
-
 async fn mcp(state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
     cmd.args(["mcp", "serve", "--no-project-source", "--profile", "workspace-full"])
         .env("PYRO_STATE_DIR", state)
         .env_remove("PYRO_BACKEND");
     ().serve(TokioChildProcess::new(cmd).expect("spawn pyro mcp serve")).await.expect("init")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else { panic!("args must be an object") };
-    let params = CallToolRequestParams::new(name.to_string()).with_arguments(map);
-    client.call_tool(params).await.expect("transport")
 }
 
 fn ok(result: CallToolResult) -> Map<String, Value> {

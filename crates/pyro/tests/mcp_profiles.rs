@@ -2,15 +2,15 @@
 //! client over stdio. Host execution is forced (`PYRO_BACKEND=host_compat` plus the
 //! explicit `allow_host_compat` argument) so these tests do not depend on the guest.
 
+#[path = "common/rmcp_call.rs"]
+mod rmcp_call;
 use pyro_contract::{tools_for, Profile};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::ServiceExt;
+use rmcp_call::{call, Client};
 use serde_json::{json, Map, Value};
 use std::path::Path;
-
-type Client = RunningService<RoleClient, ()>;
 
 async fn start(profile: &str, state: &Path) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
@@ -19,12 +19,6 @@ async fn start(profile: &str, state: &Path) -> Client {
         .env("PYRO_BACKEND", "host_compat");
     let transport = TokioChildProcess::new(cmd).expect("spawn pyro mcp serve");
     ().serve(transport).await.expect("initialize")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else { panic!("args must be an object") };
-    let params = CallToolRequestParams::new(name.to_string()).with_arguments(map);
-    client.call_tool(params).await.expect("transport")
 }
 
 fn text(result: &CallToolResult) -> String {

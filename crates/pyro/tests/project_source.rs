@@ -6,17 +6,17 @@
 
 #[path = "common/git.rs"]
 mod git_helper;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+#[path = "common/rmcp_call.rs"]
+mod rmcp_call;
+use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::ServiceExt;
+use rmcp_call::{call, Client};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-
-type Client = RunningService<RoleClient, ()>;
 
 use git_helper::git;
 
@@ -57,12 +57,6 @@ async fn serve(cwd: &Path, state: &Path, tmp: &Path, args: &[&str]) -> Client {
         .env("PYRO_BACKEND", "host_compat");
     let transport = TokioChildProcess::new(cmd).expect("spawn pyro mcp serve");
     ().serve(transport).await.expect("initialize")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else { panic!("args must be an object") };
-    let params = CallToolRequestParams::new(name.to_string()).with_arguments(map);
-    client.call_tool(params).await.expect("transport")
 }
 
 fn ok(result: CallToolResult) -> Map<String, Value> {

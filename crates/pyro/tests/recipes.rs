@@ -11,6 +11,9 @@
 //! Guests boot under TCG here (seconds each), so the recipes stay few.
 
 mod common;
+#[path = "common/rmcp_call.rs"]
+mod rmcp_call;
+use rmcp_call::{call, Client};
 #[path = "common/git.rs"]
 mod git_helper;
 
@@ -230,21 +233,11 @@ async fn daily_loop_doctor_prepare_connect_serve_and_reset_as_the_retry() {
     assert_eq!(daily["fix"], format!("pyro prepare {env}"));
 }
 
-type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
-
 /// `pyro mcp serve ARGS` started in `cwd`, as an rmcp client.
 async fn serve(cwd: &Path, state: &Path, args: &[&str]) -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyro"));
     cmd.args(["mcp", "serve"]).args(args).current_dir(cwd).env("PYRO_STATE_DIR", state);
     ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("initialize")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> rmcp::model::CallToolResult {
-    let Value::Object(map) = args else { panic!("object") };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(map))
-        .await
-        .expect("transport")
 }
 
 async fn ok(client: &Client, name: &str, args: Value) -> Map<String, Value> {
