@@ -60,6 +60,13 @@ pub const STREAM_CAPABILITY: &str = "tar_stream";
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
 
+/// Guest directory where the workspace's baseline (its volume's read-only bottom layer:
+/// `/workspace` as it was right after seeding) is mounted read-only, `ro,noload`, by
+/// the agent when the host asks it to mount the workspace volume. Untouched files there and in
+/// [`WORKSPACE_ROOT`] share inode numbers and ctimes (one file system lineage), so a
+/// tree compare can go stat-first.
+pub const BASELINE_MOUNT: &str = "/run/pyro-baseline";
+
 /// Guest directory holding the installed secrets (on the `/run` tmpfs).
 pub const SECRETS_DIR: &str = "/run/pyro-secrets";
 
