@@ -77,6 +77,12 @@ impl Pyro {
         Pyro { runtime: Arc::new(Runtime::new(config)) }
     }
 
+    /// A client over an existing runtime, e.g. one built with its own backends
+    /// ([`Runtime::with_backends`]).
+    pub fn with_runtime(runtime: Runtime) -> Self {
+        Pyro { runtime: Arc::new(runtime) }
+    }
+
     /// The blocking runtime underneath, for synchronous callers.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime

@@ -5,7 +5,9 @@
 //! environment. It exists for hosts without a guest backend and is only chosen when
 //! the caller opted in with `allow_host_compat`; every result says `host_compat`.
 
-use super::{AgentChannel, Backend, BackendError, BackendKind, SandboxInfo, SandboxSpec};
+use super::{
+    AgentChannel, Backend, BackendError, BackendKind, Capabilities, SandboxInfo, SandboxSpec,
+};
 use pyro_agent::Sandbox;
 use pyro_contract::results::{Accel, ExecutionMode};
 use pyro_protocol::{Request, Response};
@@ -62,6 +64,12 @@ impl AgentChannel for InProcessChannel {
 impl Backend for HostCompatBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::HostCompat
+    }
+
+    /// Exec, files and archives only: no guest, so no secrets (they would sit on the
+    /// host), shells, services, network or disk image.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::minimal(ExecutionMode::HostCompat)
     }
 
     fn available(&self) -> Result<(), String> {

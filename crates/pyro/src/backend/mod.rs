@@ -45,6 +45,100 @@ impl BackendKind {
     }
 }
 
+/// What a backend can do. The runtime asks this instead of branching on
+/// [`BackendKind`], so a new backend only declares its abilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Where its commands run (reported in every result).
+    pub execution_mode: ExecutionMode,
+    /// Whether it can run sandboxes isolated from the host: the runtime chooses such a
+    /// backend by default, and one that is not only with the caller's explicit opt-in
+    /// (`allow_host_compat`).
+    pub isolated: bool,
+    /// Commands run (`exec`).
+    pub exec: bool,
+    /// Secrets can be installed in the sandbox (a guest tmpfs, never the host).
+    pub secrets: bool,
+    /// Interactive shells on a PTY.
+    pub shells: bool,
+    /// Long-running named services.
+    pub services: bool,
+    /// A guest network (outbound user-mode networking).
+    pub network: bool,
+    /// Host ports forwarded into the sandbox ([`Backend::publish_port`]).
+    pub published_ports: bool,
+    /// The root disk can be exported as a raw image ([`Backend::export_raw_disk`]).
+    pub raw_disk: bool,
+    /// Fresh sandboxes can be cloned from templates ([`Backend::prepare_template`]).
+    pub clones: bool,
+    /// Working directory of one-shot VM commands (`vm_exec`, `vm_run`).
+    pub vm_exec_cwd: &'static str,
+}
+
+impl Capabilities {
+    /// Everything off except exec in `/workspace`, in `mode`; turn on what the
+    /// backend has with the builder-style setters below.
+    pub const fn minimal(execution_mode: ExecutionMode) -> Self {
+        Capabilities {
+            execution_mode,
+            isolated: false,
+            exec: true,
+            secrets: false,
+            shells: false,
+            services: false,
+            network: false,
+            published_ports: false,
+            raw_disk: false,
+            clones: false,
+            vm_exec_cwd: "/workspace",
+        }
+    }
+
+    /// A real guest with everything pyro's guest agent serves: secrets, shells,
+    /// services, network, published ports, raw disk export and clones, and
+    /// one-shot commands in `/root`.
+    pub const fn full_guest() -> Self {
+        Capabilities {
+            execution_mode: ExecutionMode::Guest,
+            isolated: true,
+            exec: true,
+            secrets: true,
+            shells: true,
+            services: true,
+            network: true,
+            published_ports: true,
+            raw_disk: true,
+            clones: true,
+            vm_exec_cwd: "/root",
+        }
+    }
+
+    /// With `isolated` set to `on`.
+    pub const fn isolated(mut self, on: bool) -> Self {
+        self.isolated = on;
+        self
+    }
+
+    /// With `secrets` set to `on`.
+    pub const fn secrets(mut self, on: bool) -> Self {
+        self.secrets = on;
+        self
+    }
+
+    /// With `shells` set to `on`.
+    pub const fn shells(mut self, on: bool) -> Self {
+        self.shells = on;
+        self
+    }
+
+    /// With `services` set to `on`.
+    pub const fn services(mut self, on: bool) -> Self {
+        self.services = on;
+        self
+    }
+}
+
 /// Network of a sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
@@ -177,8 +271,11 @@ pub trait AgentChannel: Send {
 
 /// A way to run sandboxes.
 pub trait Backend: Send + Sync + Debug {
-    /// Which backend this is.
+    /// Which backend this is (stored in each record to find it again).
     fn kind(&self) -> BackendKind;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
 
     /// Whether this backend can boot sandboxes on this host right now; `Err` says why not
     /// and what to do.

@@ -17,7 +17,6 @@
 use super::error::{PyroError, Result};
 use super::state::{new_id, WorkspaceDir, WorkspaceLock, WorkspaceRecord};
 use super::Runtime;
-use crate::backend::BackendKind;
 use pyro_contract::params::{
     WorkspaceDiskExportParams, WorkspaceFileListParams, WorkspaceFileReadParams,
 };
@@ -424,7 +423,7 @@ impl Runtime {
     ) -> Result<(WorkspaceDir, WorkspaceRecord, WorkspaceLock)> {
         let super::workspace::Locked { dir, rec, guard: lock } =
             self.lock_workspace(workspace_id)?;
-        if rec.backend == BackendKind::HostCompat {
+        if !self.capabilities(rec.backend).raw_disk {
             return Err(PyroError::Unsupported {
                 backend: rec.backend.name().into(),
                 operation: format!("workspace_disk_{op}"),

@@ -290,7 +290,10 @@ impl Runtime {
     /// `vm_run`, no network), so the first create clones. Best effort: a failure only
     /// means the first create boots cold.
     fn pull_template(&self, name: &str, progress: PullProgress<'_>) {
-        let Ok(crate::backend::BackendKind::Qemu) = self.choose_backend(false) else { return };
+        let Ok(kind) = self.choose_backend(false) else { return };
+        if !self.capabilities(kind).clones {
+            return;
+        }
         progress(&format!("[pull] phase=template environment={name}"));
         let spec = crate::backend::SandboxSpec {
             dir: self.config.cache_dir.clone(),
@@ -299,7 +302,7 @@ impl Runtime {
             mem_mib: pyro_contract::params::DEFAULT_MEM_MIB,
             network: crate::backend::NetworkSpec::default(),
         };
-        match self.backend(crate::backend::BackendKind::Qemu).prepare_template(&spec) {
+        match self.backend(kind).prepare_template(&spec) {
             Ok(Some(key)) => progress(&format!("[pull] phase=template key={key} status=ready")),
             Ok(None) => {}
             Err(e) => progress(&format!("[pull] phase=template status=skipped reason={e}")),

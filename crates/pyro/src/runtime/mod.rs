@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod environments;
 mod error;
 pub mod fault;
+mod missing;
 pub mod patch;
 mod pool;
 mod review;
@@ -35,7 +36,7 @@ pub use workspace::{SnapshotDeleteResult, SnapshotInfo, SnapshotList, SnapshotRe
 
 use crate::backend::host_compat::HostCompatBackend;
 use crate::backend::qemu::QemuBackend;
-use crate::backend::{Backend, BackendKind};
+use crate::backend::{Backend, BackendKind, Capabilities};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -78,21 +79,41 @@ impl Drop for Runtime {
 #[derive(Debug)]
 pub struct Runtime {
     config: RuntimeConfig,
-    qemu: Arc<dyn Backend>,
-    host: Arc<dyn Backend>,
+    /// The backends it runs sandboxes with, in order of preference.
+    backends: Vec<Arc<dyn Backend>>,
     vms: Mutex<vm::VmTable>,
     channels: Arc<pool::ChannelPool>,
 }
 
 impl Runtime {
-    /// A runtime with the default backends.
+    /// A runtime with the default backends: QEMU guests over the cache in `config`,
+    /// and the explicit `host_compat` fallback.
     pub fn new(config: RuntimeConfig) -> Self {
-        let qemu: Arc<dyn Backend> = Arc::new(QemuBackend::new(config.cache_dir.clone()));
-        let host: Arc<dyn Backend> = Arc::new(HostCompatBackend::new());
+        let backends: Vec<Arc<dyn Backend>> = vec![
+            Arc::new(QemuBackend::new(config.cache_dir.clone())),
+            Arc::new(HostCompatBackend::new()),
+        ];
+        Self::with_backends(config, backends)
+    }
+
+    /// A runtime over the given backends, in order of preference (at most one per
+    /// [`BackendKind`]; a later one of the same kind is ignored). A new sandbox gets
+    /// the first isolated backend that is available ([`Capabilities::isolated`]), or
+    /// with `allow_host_compat` the first one that is not. Records of a kind no given
+    /// backend has fail with a clear error.
+    pub fn with_backends(
+        config: RuntimeConfig,
+        backends: impl IntoIterator<Item = Arc<dyn Backend>>,
+    ) -> Self {
+        let mut unique: Vec<Arc<dyn Backend>> = Vec::new();
+        for backend in backends {
+            if !unique.iter().any(|b| b.kind() == backend.kind()) {
+                unique.push(backend);
+            }
+        }
         Runtime {
             config,
-            qemu,
-            host,
+            backends: unique,
             vms: Mutex::new(vm::VmTable::default()),
             channels: Arc::default(),
         }
@@ -116,29 +137,60 @@ impl Runtime {
         vms + self.reap_expired_workspaces().len()
     }
 
+    /// The backend of `kind`; one that refuses everything when this runtime has none.
     fn backend(&self, kind: BackendKind) -> &Arc<dyn Backend> {
+        static MISSING: std::sync::OnceLock<[Arc<dyn Backend>; 2]> = std::sync::OnceLock::new();
+        if let Some(backend) = self.backends.iter().find(|b| b.kind() == kind) {
+            return backend;
+        }
+        let missing = MISSING.get_or_init(|| {
+            [
+                Arc::new(missing::MissingBackend(BackendKind::Qemu)),
+                Arc::new(missing::MissingBackend(BackendKind::HostCompat)),
+            ]
+        });
         match kind {
-            BackendKind::Qemu => &self.qemu,
-            BackendKind::HostCompat => &self.host,
+            BackendKind::Qemu => &missing[0],
+            BackendKind::HostCompat => &missing[1],
         }
     }
 
-    /// Choose the backend for a new sandbox: the guest when it is available, host
-    /// execution only with the explicit opt-in, otherwise fail closed.
+    /// What the backend of `kind` can do.
+    fn capabilities(&self, kind: BackendKind) -> Capabilities {
+        self.backend(kind).capabilities()
+    }
+
+    /// Every backend of this runtime (for sweeps that must look at all of them).
+    fn all_backends(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
+        self.backends.iter()
+    }
+
+    /// Choose the backend for a new sandbox: the first isolated one that is
+    /// available, host execution only with the explicit opt-in, otherwise fail closed.
     ///
-    /// `PYRO_BACKEND=host_compat` turns the guest backend off (for tests and hosts without
-    /// QEMU); it still needs the opt-in.
+    /// `PYRO_BACKEND=host_compat` turns the isolated backends off (for tests and hosts
+    /// without QEMU); host execution still needs the opt-in.
     fn choose_backend(&self, allow_host_compat: bool) -> Result<BackendKind> {
         let forced_host = std::env::var("PYRO_BACKEND").is_ok_and(|v| v == "host_compat");
-        let guest = if forced_host {
-            Err("PYRO_BACKEND=host_compat turns the guest backend off".to_string())
-        } else {
-            self.qemu.available()
-        };
-        match guest {
-            Ok(()) => Ok(BackendKind::Qemu),
-            Err(_) if allow_host_compat => Ok(BackendKind::HostCompat),
-            Err(reason) => Err(PyroError::GuestUnavailable { reason }),
+        let mut reasons = Vec::new();
+        for backend in self.backends.iter().filter(|b| b.capabilities().isolated) {
+            if forced_host {
+                reasons.push("PYRO_BACKEND=host_compat turns the guest backend off".to_string());
+                break;
+            }
+            match backend.available() {
+                Ok(()) => return Ok(backend.kind()),
+                Err(reason) => reasons.push(reason),
+            }
         }
+        if allow_host_compat {
+            if let Some(host) = self.backends.iter().find(|b| !b.capabilities().isolated) {
+                return Ok(host.kind());
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("this runtime has no guest backend".to_string());
+        }
+        Err(PyroError::GuestUnavailable { reason: reasons.join("; ") })
     }
 }

@@ -21,7 +21,7 @@ use super::agent::{self, b64, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{new_id, WorkspaceDir, WorkspaceRecord};
 use super::Runtime;
-use crate::backend::{AgentChannel, BackendKind};
+use crate::backend::{AgentChannel, Capabilities};
 use pyro_contract::params::SecretInput;
 use pyro_contract::results::SecretInfo;
 use pyro_protocol::Request;
@@ -318,7 +318,7 @@ impl Runtime {
         if map.is_empty() {
             return Ok(BTreeMap::new());
         }
-        if rec.backend == BackendKind::HostCompat {
+        if !self.capabilities(rec.backend).secrets {
             return Err(unavailable(HOST_COMPAT_REASON));
         }
         for (secret, var) in map {
@@ -365,7 +365,7 @@ impl Runtime {
         if rec.secrets.is_empty() {
             return Ok(());
         }
-        if rec.backend == BackendKind::HostCompat {
+        if !self.capabilities(rec.backend).secrets {
             return Err(unavailable(HOST_COMPAT_REASON));
         }
         let secrets = load(dir, rec)?.into_iter().map(|(k, v)| (k, b64(v.as_bytes()))).collect();
@@ -375,9 +375,9 @@ impl Runtime {
     }
 }
 
-/// Refuse secrets for a workspace that would run on the host.
-pub(crate) fn refuse_on_host(secrets: &[PreparedSecret], backend: BackendKind) -> Result<()> {
-    if !secrets.is_empty() && backend == BackendKind::HostCompat {
+/// Refuse secrets for a workspace whose backend cannot keep them in a guest.
+pub(crate) fn refuse_without_guest(secrets: &[PreparedSecret], caps: Capabilities) -> Result<()> {
+    if !secrets.is_empty() && !caps.secrets {
         return Err(unavailable(HOST_COMPAT_REASON));
     }
     Ok(())

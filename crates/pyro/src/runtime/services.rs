@@ -34,10 +34,8 @@ use super::agent::{self, QUICK};
 use super::error::{PyroError, Result};
 use super::secrets::Redactor;
 use super::state::{now, WorkspaceDir, WorkspaceRecord};
-use super::workspace::execution_mode;
 use super::workspace::Locked;
 use super::{review, validate, Runtime};
-use crate::backend::BackendKind;
 use pyro_agent::services::{parse_address, parse_http_url};
 use pyro_contract::params::{
     NetworkPolicy, PublishedPortInput, ServiceIdParams, ServiceLogsParams, ServiceStartParams,
@@ -161,7 +159,12 @@ fn state_of(s: pyro_protocol::ServiceState) -> ServiceState {
     }
 }
 
-fn to_public(rec: &WorkspaceRecord, s: ServiceRecord, redactor: &Redactor) -> Service {
+fn to_public(
+    rec: &WorkspaceRecord,
+    s: ServiceRecord,
+    redactor: &Redactor,
+    mode: pyro_contract::results::ExecutionMode,
+) -> Service {
     Service {
         workspace_id: rec.workspace_id.clone(),
         service_name: s.name,
@@ -172,7 +175,7 @@ fn to_public(rec: &WorkspaceRecord, s: ServiceRecord, redactor: &Redactor) -> Se
         ended_at: s.ended_at,
         exit_code: s.exit_code,
         pid: s.pid,
-        execution_mode: execution_mode(rec.backend),
+        execution_mode: mode,
         readiness: s.readiness.map(from_wire),
         ready_at: s.ready_at,
         stop_reason: s.stop_reason,
@@ -219,7 +222,7 @@ impl Runtime {
     /// and be started.
     fn service_workspace(&self, workspace_id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
         let (dir, rec) = self.load(workspace_id)?;
-        if rec.backend == BackendKind::HostCompat {
+        if !self.capabilities(rec.backend).services {
             return Err(PyroError::Unsupported {
                 backend: rec.backend.name().into(),
                 operation: "services".into(),
@@ -419,7 +422,7 @@ impl Runtime {
         }
         drop(ch);
         self.touch(&dir, &p.workspace_id)?;
-        let service = to_public(&rec, service, &redactor);
+        let service = to_public(&rec, service, &redactor, self.execution_mode(rec.backend));
         self.note(
             &p.workspace_id,
             ReviewEventKind::ServiceStart {
@@ -457,8 +460,10 @@ impl Runtime {
         drop(ch);
         self.reconcile(&dir, &rec, &records);
         let redactor = self.redactor(&dir);
-        let services: Vec<Service> =
-            records.into_iter().map(|s| to_public(&rec, s, &redactor)).collect();
+        let services: Vec<Service> = records
+            .into_iter()
+            .map(|s| to_public(&rec, s, &redactor, self.execution_mode(rec.backend)))
+            .collect();
         Ok(ServiceList {
             workspace_id: workspace_id.to_string(),
             count: services.len() as u64,
@@ -487,7 +492,7 @@ impl Runtime {
             drop(ch);
             self.reconcile(&dir, &rec, &all);
         }
-        Ok(to_public(&rec, service, &self.redactor(&dir)))
+        Ok(to_public(&rec, service, &self.redactor(&dir), self.execution_mode(rec.backend)))
     }
 
     /// Show one service.
@@ -541,7 +546,7 @@ impl Runtime {
         Ok(ServiceLogsResult {
             stdout: redact(&logs.stdout),
             stderr: redact(&logs.stderr),
-            service: to_public(&rec, logs.service, &redactor),
+            service: to_public(&rec, logs.service, &redactor, self.execution_mode(rec.backend)),
             tail_lines,
             truncated: logs.truncated,
         })
@@ -550,7 +555,7 @@ impl Runtime {
     /// `(service_count, running_service_count)` of a workspace, asked from its guest;
     /// `(0, 0)` when it does not run, has no guest or does not answer.
     pub(super) fn service_counts(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> (u64, u64) {
-        if rec.backend == BackendKind::HostCompat || !self.is_running(dir, rec) {
+        if !self.capabilities(rec.backend).services || !self.is_running(dir, rec) {
             return (0, 0);
         }
         let records = self
@@ -566,7 +571,7 @@ impl Runtime {
 
     /// Stop every service of a running guest before the workspace stops (best effort).
     pub(super) fn stop_all_services(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) {
-        if rec.backend == BackendKind::HostCompat || !self.is_running(dir, rec) {
+        if !self.capabilities(rec.backend).services || !self.is_running(dir, rec) {
             return;
         }
         let result = self.channel(dir, rec).and_then(|mut ch| {

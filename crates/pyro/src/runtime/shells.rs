@@ -21,10 +21,9 @@
 use super::agent::{self, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceRecord};
-use super::workspace::execution_mode;
 use super::workspace::Locked;
 use super::{terminal, validate, Runtime};
-use crate::backend::{AgentChannel, BackendKind};
+use crate::backend::AgentChannel;
 use pyro_contract::params::{
     ShellIdParams, ShellOpenParams, ShellReadParams, ShellResizeParams, ShellSignalParams,
     ShellWriteParams,
@@ -141,7 +140,7 @@ impl Runtime {
     /// Load a started guest workspace for a shell operation.
     fn shell_workspace(&self, workspace_id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
         let (dir, rec) = self.load(workspace_id)?;
-        if rec.backend == BackendKind::HostCompat {
+        if !self.capabilities(rec.backend).shells {
             return Err(PyroError::invalid(
                 "interactive shells require guest execution and are unavailable for this \
                  workspace: host_compat backend",
@@ -183,7 +182,7 @@ impl Runtime {
         }
     }
 
-    fn public_shell(rec: &WorkspaceRecord, record: &ShellRecord, running: bool) -> Shell {
+    fn public_shell(&self, rec: &WorkspaceRecord, record: &ShellRecord, running: bool) -> Shell {
         Shell {
             workspace_id: record.workspace_id.clone(),
             shell_id: record.shell_id.clone(),
@@ -194,7 +193,7 @@ impl Runtime {
             started_at: record.started_at,
             ended_at: if running { None } else { record.ended_at },
             exit_code: if running { None } else { record.exit_code },
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
         }
     }
 
@@ -272,7 +271,7 @@ impl Runtime {
         state::write_json(&record_path(&dir, &record.shell_id), &record)?;
         Self::note_status(&dir, &mut record, &status);
         self.touch_workspace(&dir, &p.workspace_id)?;
-        Ok(Self::public_shell(&rec, &record, status.running))
+        Ok(self.public_shell(&rec, &record, status.running))
     }
 
     /// Read a shell's output from a cursor.
@@ -303,7 +302,7 @@ impl Runtime {
             (redactor.redact(&out.output), out.next_cursor, out.truncated)
         };
         Ok(ShellReadResult {
-            shell: Self::public_shell(&rec, &record, out.shell.running),
+            shell: self.public_shell(&rec, &record, out.shell.running),
             cursor: out.cursor,
             next_cursor,
             output,
@@ -332,7 +331,7 @@ impl Runtime {
         Self::note_status(&dir, &mut record, &status);
         self.touch_workspace(&dir, &p.workspace_id)?;
         Ok(ShellWriteResult {
-            shell: Self::public_shell(&rec, &record, status.running),
+            shell: self.public_shell(&rec, &record, status.running),
             input_length: p.input.chars().count() as u64,
             append_newline: p.append_newline,
         })
@@ -355,7 +354,7 @@ impl Runtime {
         Self::note_status(&dir, &mut record, &status);
         self.touch_workspace(&dir, &p.workspace_id)?;
         Ok(ShellSignalResult {
-            shell: Self::public_shell(&rec, &record, status.running),
+            shell: self.public_shell(&rec, &record, status.running),
             signal: signal.to_string(),
         })
     }
@@ -374,7 +373,7 @@ impl Runtime {
         };
         drop(ch);
         Self::note_status(&dir, &mut record, &status);
-        Ok(Self::public_shell(&rec, &record, status.running))
+        Ok(self.public_shell(&rec, &record, status.running))
     }
 
     /// End a shell (SIGHUP, up to 5 s, SIGKILL) and delete its record.
@@ -402,14 +401,14 @@ impl Runtime {
         let path = record_path(&dir, &p.shell_id);
         fs::remove_file(&path).map_err(|e| PyroError::io("could not delete", &path, e))?;
         self.touch_workspace(&dir, &p.workspace_id)?;
-        Ok(ShellCloseResult { shell: Self::public_shell(&rec, &record, false), closed: true })
+        Ok(ShellCloseResult { shell: self.public_shell(&rec, &record, false), closed: true })
     }
 
     /// Close every shell of a workspace that is about to stop or be rebuilt (best
     /// effort: the guest goes away anyway) and drop their records.
     pub(crate) fn close_all_shells(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) {
         let ids = shell_ids(dir);
-        if !ids.is_empty() && rec.backend != BackendKind::HostCompat && self.is_running(dir, rec) {
+        if !ids.is_empty() && self.capabilities(rec.backend).shells && self.is_running(dir, rec) {
             if let Ok(mut ch) = self.channel(dir, rec) {
                 for id in &ids {
                     let request = Request::ShellClose { shell_id: id.clone() };

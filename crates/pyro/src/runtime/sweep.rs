@@ -14,7 +14,6 @@
 
 use super::state::{self, WorkspaceDir, WorkspaceLock, WorkspaceRecord};
 use super::Runtime;
-use crate::backend::BackendKind;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -119,7 +118,9 @@ impl Runtime {
             if half_made {
                 report.half_made_workspaces.push(id.clone());
                 if remove {
-                    let _ = self.backend(BackendKind::Qemu).destroy(&dir.sandbox());
+                    for backend in self.all_backends() {
+                        let _ = backend.destroy(&dir.sandbox());
+                    }
                     let _ = fs::remove_dir_all(&dir.root);
                 }
                 continue;
@@ -139,8 +140,8 @@ impl Runtime {
             }
             report.orphan_vms.push(entry.file_name().to_string_lossy().into_owned());
             if remove {
-                for kind in [BackendKind::Qemu, BackendKind::HostCompat] {
-                    let _ = self.backend(kind).destroy(&entry.path().join("sandbox"));
+                for backend in self.all_backends() {
+                    let _ = backend.destroy(&entry.path().join("sandbox"));
                 }
                 let _ = fs::remove_dir_all(entry.path());
             }

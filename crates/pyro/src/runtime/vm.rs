@@ -5,7 +5,6 @@
 use super::agent::{self, lossy, unexpected};
 use super::error::{PyroError, Result};
 use super::state::{self, now};
-use super::workspace::execution_mode;
 use super::{validate, Runtime};
 use crate::backend::{BackendKind, NetworkSpec, SandboxSpec};
 use pyro_contract::params::*;
@@ -122,8 +121,8 @@ impl Runtime {
             if owner.is_some_and(pid_alive) {
                 continue;
             }
-            for kind in [BackendKind::Qemu, BackendKind::HostCompat] {
-                let _ = self.backend(kind).destroy(&dir.join("sandbox"));
+            for backend in self.all_backends() {
+                let _ = backend.destroy(&dir.join("sandbox"));
             }
             let _ = fs::remove_dir_all(&dir);
         }
@@ -134,7 +133,7 @@ impl Runtime {
         validate::sizing(p.vcpu_count, p.mem_mib, p.ttl_seconds)?;
         super::environments::EnvironmentCatalog::require_known(&p.environment)?;
         let backend = self.choose_backend(p.allow_host_compat)?;
-        if backend == BackendKind::HostCompat && p.network {
+        if !self.capabilities(backend).network && p.network {
             return Err(PyroError::invalid("network requires a guest VM; host_compat has none"));
         }
         self.vm_reap_expired()?;
@@ -221,7 +220,7 @@ impl Runtime {
             exit_code: out.exit_code,
             duration_ms: out.duration_ms,
             truncated: out.truncated,
-            execution_mode: execution_mode(entry.backend),
+            execution_mode: self.execution_mode(entry.backend),
             accel: entry.record.accel,
             guest_kernel: entry.record.metadata.get("guest_kernel").cloned(),
             cleanup: Cleanup { vm_id: p.vm_id, deleted: true, reason: "post_exec_cleanup".into() },
@@ -241,7 +240,7 @@ impl Runtime {
         p: &VmExecParams,
     ) -> Result<(pyro_protocol::ExecOutput, String)> {
         let mut ch = self.backend(entry.backend).connect(&entry.dir.join("sandbox"))?;
-        let cwd = if entry.backend == BackendKind::HostCompat { "/workspace" } else { "/root" };
+        let cwd = self.capabilities(entry.backend).vm_exec_cwd;
         let request = Request::Exec(ExecRequest {
             command: p.command.clone(),
             cwd: cwd.into(),
@@ -320,7 +319,7 @@ impl Runtime {
         use crate::backend::qemu::usernet;
         let record = self.vm_status(vm_id)?;
         let entry = self.vm_get(vm_id)?;
-        let on = record.network_enabled && entry.backend == BackendKind::Qemu;
+        let on = record.network_enabled && self.capabilities(entry.backend).network;
         if !on {
             return Ok(NetworkInfo {
                 vm_id: vm_id.into(),

@@ -84,14 +84,12 @@ impl Locked {
     }
 }
 
-pub(super) fn execution_mode(kind: BackendKind) -> ExecutionMode {
-    match kind {
-        BackendKind::Qemu => ExecutionMode::Guest,
-        BackendKind::HostCompat => ExecutionMode::HostCompat,
-    }
-}
-
 impl Runtime {
+    /// Where commands of a sandbox of backend `kind` run.
+    pub(super) fn execution_mode(&self, kind: BackendKind) -> ExecutionMode {
+        self.capabilities(kind).execution_mode
+    }
+
     fn spec(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> SandboxSpec {
         SandboxSpec {
             dir: dir.sandbox(),
@@ -258,7 +256,7 @@ impl Runtime {
             network_enabled: rec.network_policy != NetworkPolicy::Off,
             allow_host_compat: rec.allow_host_compat,
             guest_ip: rec.guest_ip.clone(),
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
             accel: rec.accel,
             workspace_path: WORKSPACE_PATH.into(),
             workspace_seed: rec.workspace_seed.clone(),
@@ -374,8 +372,9 @@ impl Runtime {
         let prepared_secrets = secrets::prepare(p.secrets.as_deref().unwrap_or_default())?;
         self.reap_expired_workspaces();
         let backend_kind = self.choose_backend(p.allow_host_compat)?;
-        secrets::refuse_on_host(&prepared_secrets, backend_kind)?;
-        if backend_kind == BackendKind::HostCompat && p.network_policy != NetworkPolicy::Off {
+        let caps = self.capabilities(backend_kind);
+        secrets::refuse_without_guest(&prepared_secrets, caps)?;
+        if !caps.network && p.network_policy != NetworkPolicy::Off {
             return Err(PyroError::InvalidArgument(
                 "workspace network_policy requires guest networking and is unavailable for this workspace: \
                  it would run in host_compat mode on the host, without a guest network"
@@ -591,7 +590,7 @@ impl Runtime {
         let stdout = clean(&out.stdout_b64)?;
         let mut stderr = clean(&out.stderr_b64)?;
         agent::note_timeout(&mut stderr, out.timed_out, p.timeout_seconds);
-        let mode = execution_mode(rec.backend);
+        let mode = self.execution_mode(rec.backend);
         let Locked { mut rec, guard: _lock, .. } = self.lock_workspace(&p.workspace_id)?;
         let logged_command = redactor.redact(&p.command);
         let last = LastCommand {
@@ -739,7 +738,7 @@ impl Runtime {
             path,
             recursive: p.recursive,
             entries,
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
         })
     }
 
@@ -762,7 +761,7 @@ impl Runtime {
                     agent::file_data(size_bytes, &data_b64, truncated, p.max_bytes),
                 )?)),
                 truncated,
-                execution_mode: execution_mode(rec.backend),
+                execution_mode: self.execution_mode(rec.backend),
             }),
             other => Err(unexpected("read_file", &other)),
         }
@@ -788,7 +787,7 @@ impl Runtime {
                 path,
                 size_bytes: bytes_written,
                 bytes_written,
-                execution_mode: execution_mode(rec.backend),
+                execution_mode: self.execution_mode(rec.backend),
             }),
             other => Err(unexpected("write_file", &other)),
         }
@@ -881,7 +880,7 @@ impl Runtime {
             summary,
             entries,
             patch: p.patch,
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
         })
     }
 
@@ -954,7 +953,7 @@ impl Runtime {
             entry_count: stats.entry_count,
             bytes_written: stats.bytes_written,
             symlink_count: stats.symlink_count,
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
         })
     }
 
@@ -984,7 +983,7 @@ impl Runtime {
         );
         Ok(SyncPushResult {
             workspace_id: p.workspace_id,
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
             workspace_sync: SyncInfo {
                 mode: source.mode.into(),
                 source_path: source.source.display().to_string(),
@@ -1060,7 +1059,7 @@ impl Runtime {
         Ok(SnapshotResult {
             workspace_id: p.workspace_id,
             snapshot: info,
-            execution_mode: execution_mode(rec.backend),
+            execution_mode: self.execution_mode(rec.backend),
         })
     }
 

@@ -51,7 +51,9 @@ pub use launch::{qemu_binary, qemu_version};
 pub use qmp::{QmpClient, QmpError};
 pub use record::{BootTimings, CloneInfo, VmRecord};
 
-use super::{AgentChannel, Backend, BackendError, BackendKind, SandboxInfo, SandboxSpec};
+use super::{
+    AgentChannel, Backend, BackendError, BackendKind, Capabilities, SandboxInfo, SandboxSpec,
+};
 use assets::{BootAssets, EnvironmentAssets};
 use launch::{LaunchConfig, GUEST_IP};
 use layout::{remove_if_exists, SandboxPaths};
@@ -369,6 +371,10 @@ impl QemuBackend {
 impl Backend for QemuBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Qemu
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::full_guest()
     }
 
     fn available(&self) -> Result<(), String> {
