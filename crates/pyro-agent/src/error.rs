@@ -62,6 +62,9 @@ pub enum SandboxError {
     /// A request field is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// An answer or walk would pass a limit the host set.
+    #[error("{0}")]
+    TooLarge(String),
     /// The request is not supported by this sandbox mode or agent.
     #[error("{0}")]
     Unsupported(String),
@@ -104,6 +107,7 @@ impl SandboxError {
             | SandboxError::Base64 { .. }
             | SandboxError::Invalid(_) => ErrorKind::Invalid,
             SandboxError::Unsupported(_) => ErrorKind::Unsupported,
+            SandboxError::TooLarge(_) => ErrorKind::TooLarge,
             SandboxError::Spawn(_) | SandboxError::Io { .. } => ErrorKind::Io,
             SandboxError::Archive(err) => err.kind(),
         }

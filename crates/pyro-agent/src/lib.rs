@@ -67,6 +67,7 @@ pub mod services;
 pub mod shells;
 pub mod sys;
 mod transfers;
+mod tree_diff;
 
 pub use error::SandboxError;
 pub use exec::{PIPE_GRACE, TIMEOUT_EXIT_CODE};
@@ -81,8 +82,17 @@ use std::time::Duration;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Capabilities reported in `hello`.
-pub const CAPABILITIES: &[&str] =
-    &["exec", "files", "tar", "secrets", "shells", "services", "clone_fixup", "tar_stream"];
+pub const CAPABILITIES: &[&str] = &[
+    "exec",
+    "files",
+    "tar",
+    "secrets",
+    "shells",
+    "services",
+    "clone_fixup",
+    "tar_stream",
+    "tree_diff",
+];
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +118,7 @@ pub struct Sandbox {
     services: services::Services,
     login_env: login_env::LoginEnv,
     transfers: transfers::Transfers,
+    baseline_dir: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -129,6 +140,7 @@ impl Sandbox {
             // On the guest's root disk, not the /run or /tmp tmpfs: spools never sit
             // in guest memory.
             transfers: transfers::Transfers::new(PathBuf::from("/var/tmp/pyro-transfers")),
+            baseline_dir: Some(PathBuf::from(pyro_protocol::BASELINE_MOUNT)),
         }
     }
 
@@ -142,6 +154,7 @@ impl Sandbox {
             services: services::Services::default(),
             login_env: login_env::LoginEnv::default(),
             transfers: transfers::Transfers::new(std::env::temp_dir()),
+            baseline_dir: None,
         }
     }
 
@@ -149,6 +162,13 @@ impl Sandbox {
     /// in the guest, the host's temp directory for `host_compat`).
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.transfers = transfers::Transfers::new(dir.into());
+        self
+    }
+
+    /// The directory that [`pyro_protocol::BASELINE_MOUNT`] names in a tree diff (in the
+    /// guest that path itself; a `host_compat` sandbox has none unless given one).
+    pub fn with_baseline_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.baseline_dir = Some(dir.into());
         self
     }
 
@@ -244,6 +264,12 @@ impl Sandbox {
                 let file = self.transfers.take_import(&transfer_id)?;
                 let stats = files::import_from(dir, &dest, replace, &*file, self.import_links())?;
                 Response::Imported { stats }
+            }
+            Request::TreeDiffOpen { root, baseline_root, limits } => {
+                let current = self.tree_root(&root)?;
+                let baseline = self.baseline_root(&baseline_root)?;
+                let answer = tree_diff::diff_trees(&current, &baseline, limits)?;
+                transfer_opened(self.transfers.open_document(&answer, limits.max_answer_bytes)?)
             }
             Request::TransferClose { transfer_id } => {
                 self.transfers.close(&transfer_id);
@@ -361,6 +387,41 @@ impl Sandbox {
             SandboxMode::Guest => archive::LinkTargets::Kept,
             SandboxMode::HostCompat => archive::LinkTargets::Contained,
         }
+    }
+
+    /// A workspace directory to walk for a tree diff, reached without symlinks.
+    fn tree_root(&self, guest: &str) -> Result<PathBuf, SandboxError> {
+        let resolved = self.resolve(guest)?;
+        match &resolved.metadata {
+            None => Err(SandboxError::NotFound(resolved.guest())),
+            Some(meta) if meta.file_type().is_symlink() => {
+                Err(SandboxError::FinalSymlink(resolved.guest()))
+            }
+            Some(meta) if !meta.is_dir() => Err(SandboxError::NotADirectory(resolved.guest())),
+            Some(_) if resolved.path.is_root() => Ok(self.workspace_dir.join(".")),
+            Some(_) => Ok(resolved.host),
+        }
+    }
+
+    /// The baseline of a tree diff: [`pyro_protocol::BASELINE_MOUNT`] (mapped to this
+    /// sandbox's baseline directory) or a workspace directory.
+    fn baseline_root(&self, guest: &str) -> Result<PathBuf, SandboxError> {
+        if guest.trim_end_matches('/') != pyro_protocol::BASELINE_MOUNT {
+            return self.tree_root(guest);
+        }
+        let none = || {
+            SandboxError::Unsupported(format!(
+                "no baseline is mounted at {}",
+                pyro_protocol::BASELINE_MOUNT
+            ))
+        };
+        let dir = self.baseline_dir.clone().ok_or_else(none)?;
+        // In the guest only a file system mounted there is a baseline (a plain directory
+        // left on the root disk is not).
+        if self.mode == SandboxMode::Guest && !sys::is_mount_point(&dir) {
+            return Err(none());
+        }
+        Ok(dir)
     }
 
     fn require_guest(&self, what: &str) -> Result<(), SandboxError> {

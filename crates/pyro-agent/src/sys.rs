@@ -179,6 +179,16 @@ pub fn wait_any_child() -> io::Result<Reaped> {
     }
 }
 
+/// Whether `dir` is a directory on another file system than its parent (a mount point).
+pub fn is_mount_point(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(parent) = dir.parent() else { return false };
+    match (std::fs::symlink_metadata(dir), std::fs::symlink_metadata(parent)) {
+        (Ok(own), Ok(up)) => own.is_dir() && own.dev() != up.dev(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

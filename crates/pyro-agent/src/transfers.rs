@@ -104,6 +104,31 @@ impl Transfers {
         Ok(Opened { id, size, artifact_type: Some(artifact_type), stats })
     }
 
+    /// Spool `document` as JSON, to be read like an export; more than `max_bytes` of
+    /// JSON is [`SandboxError::TooLarge`].
+    pub(crate) fn open_document<T: serde::Serialize>(
+        &self,
+        document: &T,
+        max_bytes: u64,
+    ) -> Result<Opened, SandboxError> {
+        let file = self.spool()?;
+        let mut writer = BufWriter::new(file);
+        serde_json::to_writer(&mut writer, document)
+            .map_err(|e| SandboxError::io("write spool file", "(answer)", e.into()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| SandboxError::io("write spool file", "(answer)", e.into_error()))?;
+        let size =
+            file.metadata().map_err(|e| SandboxError::io("stat spool", "(answer)", e))?.len();
+        if size > max_bytes {
+            return Err(SandboxError::TooLarge(format!(
+                "the answer is {size} bytes, more than the {max_bytes} asked for"
+            )));
+        }
+        let id = self.insert(Transfer { file: Arc::new(file), size, direction: Direction::Export });
+        Ok(Opened { id, size, artifact_type: None, stats: ArchiveStats::default() })
+    }
+
     /// An empty spool file for an import of `size` bytes.
     pub(crate) fn open_import(&self, size: u64) -> Result<Opened, SandboxError> {
         let file = self.spool()?;

@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 7);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 8);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -56,6 +56,9 @@ pub const MAX_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Capability named in `hello` by agents that serve streamed transfers (since 1.7).
 pub const STREAM_CAPABILITY: &str = "tar_stream";
+
+/// Capability named in `hello` by agents that serve [`Request::TreeDiffOpen`] (since 1.8).
+pub const TREE_DIFF_CAPABILITY: &str = "tree_diff";
 
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
@@ -196,6 +199,23 @@ pub enum Request {
         #[serde(default)]
         replace: bool,
     },
+    /// Compare the tree at `root` with the one at `baseline_root` in the agent, stat
+    /// first (see [`TreeDiffAnswer`]), and spool the answer (JSON of a
+    /// [`TreeDiffAnswer`]) for the host to read with [`Request::TransferRead`] and
+    /// release with [`Request::TransferClose`]. `root` is a workspace path;
+    /// `baseline_root` is a workspace path or [`BASELINE_MOUNT`] (or below it). Neither
+    /// walk follows symlinks or crosses into another file system (a mount point inside
+    /// either tree is [`ErrorKind::Unsupported`]). Past a limit the answer is
+    /// [`ErrorKind::TooLarge`]. Answer: [`Response::TransferOpened`] (no artifact type).
+    /// Since 1.8, capability [`TREE_DIFF_CAPABILITY`].
+    TreeDiffOpen {
+        /// Current tree.
+        root: String,
+        /// Frozen tree to compare against.
+        baseline_root: String,
+        /// Bounds on the walk and the answer.
+        limits: TreeDiffLimits,
+    },
     /// Drop a transfer and its spool file (missing ids are not an error). Answer:
     /// [`Response::Done`]. Since 1.7.
     TransferClose {
@@ -300,6 +320,68 @@ pub enum Request {
     /// Stop every running service at once (before the guest is shut down). Answer:
     /// [`Response::Services`]. Since 1.3.
     ServiceStopAll,
+}
+
+/// Bounds of a [`Request::TreeDiffOpen`]; past any of them the agent answers
+/// [`ErrorKind::TooLarge`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeDiffLimits {
+    /// Most entries walked, both trees together.
+    pub max_entries: u64,
+    /// Most bytes of file text in the answer, all files together.
+    pub max_text_bytes: u64,
+    /// Most bytes of the whole answer (its JSON).
+    pub max_answer_bytes: u64,
+}
+
+/// The spooled answer to [`Request::TreeDiffOpen`].
+///
+/// Two entries are unchanged without being read when their stat tuple (type, mode,
+/// size, mtime and ctime to the nanosecond, inode number) is identical: in one file system lineage
+/// (a block-level snapshot of the same ext4) any write changes ctime, which user space
+/// cannot set. Every other pair is a candidate compared by content. Directories are
+/// walked, never reported for themselves unless they exist on one side only; a
+/// directory present on one side only has every entry below it listed too. Special
+/// files (devices, FIFOs, sockets) count as absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TreeDiffAnswer {
+    /// Entries walked in both trees.
+    pub scanned: u64,
+    /// Pairs whose stat tuples differed and were compared by content.
+    pub candidates: u64,
+    /// Paths that differ, in walk order.
+    pub changes: Vec<TreeChange>,
+}
+
+/// One path that differs between the trees of a [`Request::TreeDiffOpen`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeChange {
+    /// Path relative to the roots, `/`-separated (names that are not UTF-8 lossily).
+    pub path: String,
+    /// The entry in the baseline, if any.
+    pub old: Option<TreeSide>,
+    /// The entry in the current tree, if any.
+    pub new: Option<TreeSide>,
+    /// Both sides are regular files whose bytes differ.
+    #[serde(default)]
+    pub content_changed: bool,
+}
+
+/// One side of a [`TreeChange`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeSide {
+    /// Kind.
+    pub artifact_type: ArtifactType,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Symlink target (symlinks only).
+    #[serde(default)]
+    pub link_target: Option<String>,
+    /// The file's contents when it is text (valid UTF-8 without NUL bytes) and the host
+    /// needs them for a patch: an added or deleted file, or both sides of a content
+    /// change when both are text.
+    #[serde(default)]
+    pub text: Option<String>,
 }
 
 /// How to run a command.

@@ -1,10 +1,34 @@
-//! Tree comparison behind `workspace_diff`: the create-time baseline archive against a
-//! tar of the current `/workspace`.
+//! Tree comparison behind `workspace_diff`, and the rules of what counts as a change.
 //!
-//! Both inputs are plain tar archives of the *children* of `/workspace` (member names
-//! relative, such as `src/a.txt`; directories as `src/` members; symlinks as symlink
-//! members). [`read_tree`] turns one into a map of normalised relative paths, and
-//! [`diff_trees`] compares two such maps.
+//! Two ways feed the same rules ([`classify`]) and the same result ([`assemble`]):
+//!
+//! - **The live diff** ([`super::tree_diff`]), used when the guest has the workspace's
+//!   baseline mounted at `/run/pyro-baseline` and its agent names `tree_diff`: the agent
+//!   walks `/workspace` and the baseline together and skips, unread, every pair whose
+//!   stat tuple (type, permission bits, size, mtime and ctime to the nanosecond, inode
+//!   number) is identical. The baseline is a block-level snapshot of the same ext4, so an
+//!   untouched file keeps all of these, while any write to a file changes its ctime,
+//!   which user space cannot set (`utimensat` sets only mtime and atime): a same-size
+//!   rewrite with its old mtime put back (`touch -d`, same-second writes) is still a
+//!   candidate. Candidates are compared by content (another size: changed at once; the
+//!   same size: a streamed byte compare). Across trees of different lineage inode numbers
+//!   and ctimes never match, so every pair is a candidate and content decides: always
+//!   correct, fast only when the lineage is shared. The one hole: a root process in the
+//!   guest that sets the clock back to a file's old ctime before rewriting it forges the
+//!   tuple; it only fools its own workspace's diff. Nothing is kept in sync between
+//!   calls (no manifest): the compare is live against a frozen tree, so it is right
+//!   after exec, file writes, patches, sync push, shells, services and stop/start by
+//!   construction.
+//! - **The archive diff** ([`diff_trees`]), for agents without `tree_diff`, guests
+//!   without a mounted baseline, `host_compat`, and walks past the live diff's bounds:
+//!   the create-time baseline archive against a tar of the current `/workspace`. Both
+//!   are plain tar archives of the *children* of `/workspace` (member names relative,
+//!   such as `src/a.txt`; directories as `src/` members; symlinks as symlink members).
+//!   [`read_tree`] turns one into a map of normalised relative paths, and [`diff_maps`]
+//!   compares two such maps.
+//!
+//! For the same trees both give byte-identical results (`tests/tree_diff_random.rs`
+//! checks it on random edit sequences).
 //!
 //! # Behaviour
 //!
@@ -219,7 +243,7 @@ fn is_empty_dir(tree: &BTreeMap<String, Node>, path: &str) -> bool {
 }
 
 /// Text for diffing: no NUL byte and valid UTF-8.
-fn as_text(data: &[u8]) -> Option<&str> {
+pub fn as_text(data: &[u8]) -> Option<&str> {
     if data.contains(&0) {
         return None;
     }
@@ -247,16 +271,60 @@ pub fn diff_maps(before: &BTreeMap<String, Node>, after: &BTreeMap<String, Node>
     let mut paths: Vec<&String> = before.keys().chain(after.keys()).collect();
     paths.sort();
     paths.dedup();
+    assemble(paths.into_iter().filter_map(|path| {
+        let (old_node, new_node) = (before.get(path), after.get(path));
+        let changed = match (old_node, new_node) {
+            (Some(Node::Symlink(a)), Some(Node::Symlink(b))) => a != b,
+            (Some(Node::File { data: a, .. }), Some(Node::File { data: b, .. })) => a != b,
+            _ => false,
+        };
+        let old = old_node.map(|node| side_of(before, path, node));
+        let new = new_node.map(|node| side_of(after, path, node));
+        classify(path, old, new, changed).map(|change| (path.clone(), change))
+    }))
+}
 
+fn side_of<'a>(tree: &BTreeMap<String, Node>, path: &str, node: &'a Node) -> Side<'a> {
+    match node {
+        Node::File { data, mode } => Side::File { text: as_text(data), mode: *mode },
+        Node::Dir => Side::Dir { empty: is_empty_dir(tree, path) },
+        Node::Symlink(_) => Side::Symlink,
+    }
+}
+
+/// What [`classify`] needs of one side of a path.
+#[derive(Debug, Clone, Copy)]
+pub enum Side<'a> {
+    /// A regular file: its text when it is text, and its permission bits.
+    File {
+        /// The contents, when text ([`as_text`]); `None` for binary files.
+        text: Option<&'a str>,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A directory, and whether it has no entries.
+    Dir {
+        /// No children on its side.
+        empty: bool,
+    },
+    /// A symbolic link.
+    Symlink,
+}
+
+/// One changed path, as [`classify`] found it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    status: Status,
+    artifact_type: ArtifactType,
+    text_patch: Option<String>,
+}
+
+/// Builds the result from changed paths given in path order.
+pub fn assemble(changes: impl Iterator<Item = (String, Change)>) -> TreeDiff {
     let mut summary = DiffSummary::default();
     let mut entries = Vec::new();
     let mut patch = String::new();
-    for path in paths {
-        let Some((status, artifact_type, text_patch)) =
-            compare(path, before.get(path), after.get(path), before, after)
-        else {
-            continue;
-        };
+    for (path, Change { status, artifact_type, text_patch }) in changes {
         summary.total += 1;
         match status {
             Status::Added => summary.added += 1,
@@ -272,7 +340,7 @@ pub fn diff_maps(before: &BTreeMap<String, Node>, after: &BTreeMap<String, Node>
             None => summary.non_text += 1,
         }
         entries.push(DiffEntry {
-            path: path.clone(),
+            path,
             status: status.as_str().to_owned(),
             artifact_type,
             text_patch,
@@ -300,62 +368,72 @@ impl Status {
     }
 }
 
-fn compare(
+impl Side<'_> {
+    fn artifact_type(&self) -> ArtifactType {
+        match self {
+            Side::File { .. } => ArtifactType::File,
+            Side::Dir { .. } => ArtifactType::Directory,
+            Side::Symlink => ArtifactType::Symlink,
+        }
+    }
+}
+
+/// Decides whether `path` changed and how (the rules of the module documentation).
+/// `changed` says whether the bytes of two files, or the targets of two symlinks,
+/// differ; it is not looked at otherwise.
+pub fn classify(
     path: &str,
-    old: Option<&Node>,
-    new: Option<&Node>,
-    before: &BTreeMap<String, Node>,
-    after: &BTreeMap<String, Node>,
-) -> Option<(Status, ArtifactType, Option<String>)> {
+    old: Option<Side<'_>>,
+    new: Option<Side<'_>>,
+    changed: bool,
+) -> Option<Change> {
     // Like git: a tab ends a name with a space, so GNU patch reads all of it.
     let tab = if path.contains(' ') { "\t" } else { "" };
-    let a_label = format!("a/{path}{tab}");
-    let b_label = format!("b/{path}{tab}");
+    let a_label = || format!("a/{path}{tab}");
+    let b_label = || format!("b/{path}{tab}");
+    let change = |status, artifact_type, text_patch| Change { status, artifact_type, text_patch };
     match (old, new) {
         (None, None) => None,
-        (None, Some(Node::Dir)) => {
-            is_empty_dir(after, path).then_some((Status::Added, ArtifactType::Directory, None))
+        (None, Some(Side::Dir { empty })) => {
+            empty.then(|| change(Status::Added, ArtifactType::Directory, None))
         }
-        (Some(Node::Dir), None) => {
-            is_empty_dir(before, path).then_some((Status::Deleted, ArtifactType::Directory, None))
+        (Some(Side::Dir { empty }), None) => {
+            empty.then(|| change(Status::Deleted, ArtifactType::Directory, None))
         }
-        (Some(Node::Dir), Some(Node::Dir)) => None,
-        (None, Some(node @ Node::Symlink(_))) => Some((Status::Added, node.artifact_type(), None)),
-        (Some(node @ Node::Symlink(_)), None) => {
-            Some((Status::Deleted, node.artifact_type(), None))
+        (Some(Side::Dir { .. }), Some(Side::Dir { .. })) => None,
+        (None, Some(Side::Symlink)) => Some(change(Status::Added, ArtifactType::Symlink, None)),
+        (Some(Side::Symlink), None) => Some(change(Status::Deleted, ArtifactType::Symlink, None)),
+        (Some(Side::Symlink), Some(Side::Symlink)) => {
+            changed.then(|| change(Status::Modified, ArtifactType::Symlink, None))
         }
-        (Some(Node::Symlink(a)), Some(Node::Symlink(b))) => {
-            (a != b).then_some((Status::Modified, ArtifactType::Symlink, None))
-        }
-        (None, Some(Node::File { data, .. })) => {
-            let patch = as_text(data)
+        (None, Some(Side::File { text, .. })) => {
+            let patch = text
                 .filter(|_| patchable_path(path))
-                .map(|text| unified_diff("", text, "/dev/null", &b_label));
-            Some((Status::Added, ArtifactType::File, patch))
+                .map(|text| unified_diff("", text, "/dev/null", &b_label()));
+            Some(change(Status::Added, ArtifactType::File, patch))
         }
-        (Some(Node::File { data, .. }), None) => {
-            let patch = as_text(data)
+        (Some(Side::File { text, .. }), None) => {
+            let patch = text
                 .filter(|_| patchable_path(path))
-                .map(|text| unified_diff(text, "", &a_label, "/dev/null"));
-            Some((Status::Deleted, ArtifactType::File, patch))
+                .map(|text| unified_diff(text, "", &a_label(), "/dev/null"));
+            Some(change(Status::Deleted, ArtifactType::File, patch))
         }
         (
-            Some(Node::File { data: old_data, mode: old_mode }),
-            Some(Node::File { data: new_data, mode: new_mode }),
+            Some(Side::File { text: old_text, mode: old_mode }),
+            Some(Side::File { text: new_text, mode: new_mode }),
         ) => {
-            let bytes_changed = old_data != new_data;
-            if !bytes_changed && is_executable(*old_mode) == is_executable(*new_mode) {
+            if !changed && is_executable(old_mode) == is_executable(new_mode) {
                 return None;
             }
-            let patch = match (as_text(old_data), as_text(new_data)) {
-                (Some(a), Some(b)) if bytes_changed && patchable_path(path) => {
-                    Some(unified_diff(a, b, &a_label, &b_label))
+            let patch = match (old_text, new_text) {
+                (Some(a), Some(b)) if changed && patchable_path(path) => {
+                    Some(unified_diff(a, b, &a_label(), &b_label()))
                 }
                 _ => None,
             };
-            Some((Status::Modified, ArtifactType::File, patch))
+            Some(change(Status::Modified, ArtifactType::File, patch))
         }
-        (Some(_), Some(node)) => Some((Status::TypeChanged, node.artifact_type(), None)),
+        (Some(_), Some(side)) => Some(change(Status::TypeChanged, side.artifact_type(), None)),
     }
 }
 

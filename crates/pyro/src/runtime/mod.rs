@@ -24,6 +24,7 @@ pub mod state;
 pub mod sweep;
 pub mod terminal;
 pub mod transfer;
+pub mod tree_diff;
 pub mod validate;
 mod vm;
 mod workspace;

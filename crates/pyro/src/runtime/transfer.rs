@@ -83,7 +83,8 @@ fn write_err(e: std::io::Error) -> PyroError {
     PyroError::io("could not write the transferred archive", "(host spool file)", e)
 }
 
-fn check_id(id: &str) -> Result<()> {
+/// Check a transfer id the guest chose.
+pub(crate) fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_TRANSFER_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid(format!(
             "a transfer id that is not 1-{MAX_TRANSFER_ID} printable characters"
@@ -128,11 +129,13 @@ pub fn export_into(
     result
 }
 
-fn read_chunks(
+/// Read the `size` announced bytes of transfer `transfer_id` into `out`, checking every
+/// chunk against what was asked and announced.
+pub(crate) fn read_chunks(
     channel: &mut dyn AgentChannel,
     transfer_id: &str,
     size: u64,
-    out: &mut File,
+    out: &mut dyn Write,
     limits: &TransferLimits,
 ) -> Result<()> {
     let mut offset = 0u64;
@@ -174,7 +177,8 @@ fn read_chunks(
     Ok(())
 }
 
-fn close(channel: &mut dyn AgentChannel, transfer_id: &str) {
+/// Release a transfer (best effort).
+pub(crate) fn close(channel: &mut dyn AgentChannel, transfer_id: &str) {
     let request = Request::TransferClose { transfer_id: transfer_id.into() };
     if let Err(e) = agent::call(channel, request, QUICK) {
         tracing::debug!(error = %e, "could not close a transfer");

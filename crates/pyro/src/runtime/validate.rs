@@ -153,6 +153,23 @@ pub fn workspace_path(path: &str, allow_root: bool) -> Result<String> {
     Ok(format!("/workspace/{}", parts.join("/")))
 }
 
+/// Check a path the guest named relative to `/workspace` (a tree diff entry): not
+/// empty, `/`-separated, no empty, `.` or `..` components, no NUL byte, no leading or
+/// trailing `/`. Unlike [`workspace_path`] nothing is trimmed or normalised: a path that
+/// is not already in normal form is refused.
+pub fn tree_relative_path(path: &str) -> Result<()> {
+    let bad = |why: &str| PyroError::invalid(format!("{why}: {path:?}"));
+    if path.contains('\0') {
+        return Err(bad("NUL byte in a workspace path"));
+    }
+    if path.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err(bad("workspace path not relative and normalised inside /workspace"));
+    }
+    // Belt and braces: the same path as a guest path stays inside /workspace.
+    workspace_path(&format!("/workspace/{path}"), false)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +183,16 @@ mod tests {
         for bad in ["../etc/passwd", "/etc/passwd", "/workspacex/a", "a/../../b", "/", "a\0b"] {
             let err = workspace_path(bad, true).expect_err(bad).to_string();
             assert!(err.contains("must stay inside /workspace"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn tree_relative_paths_must_be_normal_and_inside() {
+        for good in ["a", "a/b c", "dir/file.txt ", " lead", "\u{fffd}x"] {
+            assert!(tree_relative_path(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "/etc/passwd", "a/../../b", "..", "a//b", "a/", "./a", "a/.", "a\0b"] {
+            assert!(tree_relative_path(bad).is_err(), "{bad:?}");
         }
     }
 

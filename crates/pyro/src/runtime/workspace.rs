@@ -4,7 +4,7 @@ use super::agent::{self, b64, lossy, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
 use super::transfer::{self, TransferLimits};
-use super::{diff, fault, patch, review, secrets, seed, validate, Runtime};
+use super::{diff, fault, patch, review, secrets, seed, tree_diff, validate, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -884,25 +884,17 @@ impl Runtime {
         })
     }
 
-    /// Compare `/workspace` with the baseline.
+    /// Compare `/workspace` with the baseline: in the agent against the mounted baseline
+    /// when it has one (stat first, see [`super::tree_diff`]), else by comparing the
+    /// create-time baseline archive with a fresh export (older agents, `host_compat`).
     pub fn workspace_diff(&self, workspace_id: &str) -> Result<DiffResult> {
         let (dir, rec) = self.load(workspace_id)?;
         self.require_started(&dir, &rec, "workspace_diff")?;
-        let baseline = fs::read(dir.baseline())
-            .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
         let mut ch = self.channel(&dir, &rec)?;
-        // The diff compares whole trees in memory (bounded by the transfer cap); the
-        // transfer itself is streamed.
-        let (mut spool, _) = Self::export_to_spool(ch.as_mut(), WORKSPACE_PATH, &dir.root)?;
-        let mut current = Vec::new();
-        spool
-            .rewind()
-            .and_then(|()| spool.read_to_end(&mut current))
-            .map_err(|e| PyroError::io("could not read the exported tree", &dir.root, e))?;
-        let d = diff::diff_trees(&baseline, &current).map_err(|e| PyroError::CorruptState {
-            path: dir.baseline(),
-            message: e.to_string(),
-        })?;
+        let d = match self.live_diff(ch.as_mut(), &rec)? {
+            Some(d) => d,
+            None => Self::archive_diff(ch.as_mut(), &dir)?,
+        };
         let redactor = self.redactor(&dir);
         let mut entries = d.entries;
         for e in &mut entries {
@@ -915,6 +907,44 @@ impl Runtime {
             entries,
             patch: redactor.redact(&d.patch),
         })
+    }
+
+    /// The tree diff in the agent, when this workspace's guest has its baseline mounted
+    /// at [`pyro_protocol::BASELINE_MOUNT`]; `None` to use the archive diff.
+    fn live_diff(
+        &self,
+        channel: &mut dyn AgentChannel,
+        rec: &WorkspaceRecord,
+    ) -> Result<Option<diff::TreeDiff>> {
+        // host_compat workspaces keep their baseline as an archive only: nothing shares
+        // their tree's lineage, so a live compare would read every file anyway.
+        if rec.backend != BackendKind::Qemu {
+            return Ok(None);
+        }
+        let limits = TransferLimits::from_env();
+        tree_diff::live_diff(
+            channel,
+            WORKSPACE_PATH,
+            pyro_protocol::BASELINE_MOUNT,
+            tree_diff::limits_for(&limits),
+            limits.chunk_bytes,
+        )
+    }
+
+    /// The archive diff: the create-time baseline archive against a fresh export.
+    fn archive_diff(channel: &mut dyn AgentChannel, dir: &WorkspaceDir) -> Result<diff::TreeDiff> {
+        let baseline = fs::read(dir.baseline())
+            .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
+        // The diff compares whole trees in memory (bounded by the transfer cap); the
+        // transfer itself is streamed.
+        let (mut spool, _) = Self::export_to_spool(channel, WORKSPACE_PATH, &dir.root)?;
+        let mut current = Vec::new();
+        spool
+            .rewind()
+            .and_then(|()| spool.read_to_end(&mut current))
+            .map_err(|e| PyroError::io("could not read the exported tree", &dir.root, e))?;
+        diff::diff_trees(&baseline, &current)
+            .map_err(|e| PyroError::CorruptState { path: dir.baseline(), message: e.to_string() })
     }
 
     /// Copy a workspace path to a new host path.
