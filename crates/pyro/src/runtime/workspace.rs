@@ -891,7 +891,7 @@ impl Runtime {
         let (dir, rec) = self.load(workspace_id)?;
         self.require_started(&dir, &rec, "workspace_diff")?;
         let mut ch = self.channel(&dir, &rec)?;
-        let d = match self.live_diff(ch.as_mut(), &rec)? {
+        let d = match Self::live_diff(ch.as_mut())? {
             Some(d) => d,
             None => Self::archive_diff(ch.as_mut(), &dir)?,
         };
@@ -911,16 +911,10 @@ impl Runtime {
 
     /// The tree diff in the agent, when this workspace's guest has its baseline mounted
     /// at [`pyro_protocol::BASELINE_MOUNT`]; `None` to use the archive diff.
-    fn live_diff(
-        &self,
-        channel: &mut dyn AgentChannel,
-        rec: &WorkspaceRecord,
-    ) -> Result<Option<diff::TreeDiff>> {
-        // host_compat workspaces keep their baseline as an archive only: nothing shares
-        // their tree's lineage, so a live compare would read every file anyway.
-        if rec.backend != BackendKind::Qemu {
-            return Ok(None);
-        }
+    fn live_diff(channel: &mut dyn AgentChannel) -> Result<Option<diff::TreeDiff>> {
+        // A host_compat sandbox has no baseline directory (its baseline is an archive
+        // only: nothing shares its tree's lineage, so a live compare would read every
+        // file anyway) and declines, as does a guest without a mounted baseline.
         let limits = TransferLimits::from_env();
         tree_diff::live_diff(
             channel,
