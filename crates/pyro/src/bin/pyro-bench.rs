@@ -137,7 +137,7 @@ fn floor(runs: usize, cache: &Path, work: &Path) -> Result<Row> {
                 .arg("-initrd")
                 .arg(&initrd)
                 .arg("-append")
-                .arg(launch::kernel_cmdline(false))
+                .arg(launch::kernel_cmdline(false, accel))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .status()?)
@@ -252,15 +252,34 @@ fn cpu_ticks(pid: i32) -> Result<u64> {
     Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
 }
 
-fn rss_mib(pid: i32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("VmRSS")?
-        .parse()?;
-    Ok(kib / 1024.0)
+/// QEMU memory of one process in MiB, from `/proc/<pid>/smaps_rollup`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    /// Resident pages, shared ones counted in full.
+    rss: f64,
+    /// Proportional set size: each shared page divided among the processes mapping it
+    /// (the QEMU binary, libraries and the template's RAM file are shared by all clones).
+    pss: f64,
+    /// Pages only this process maps (what deleting the workspace gives back).
+    private: f64,
+}
+
+fn memory_mib(pid: i32) -> Result<Memory> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let field = |name: &str| -> Result<f64> {
+        let kib: f64 = rollup
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .with_context(|| format!("{name} in smaps_rollup"))?
+            .parse()?;
+        Ok(kib / 1024.0)
+    };
+    Ok(Memory {
+        rss: field("Rss")?,
+        pss: field("Pss")?,
+        private: field("Private_Clean")? + field("Private_Dirty")?,
+    })
 }
 
 /// Percent of one core each pid used over `window`.
@@ -439,11 +458,16 @@ fn main() -> Result<()> {
     let mut idle_table = String::new();
     writeln!(
         idle_table,
-        "| idle workspace (`{env}`, 1024 MiB guest) | QEMU CPU over 10 s | QEMU RSS MiB |"
+        "| idle workspace (`{env}`, 1024 MiB guest) | QEMU CPU over 10 s | QEMU RSS MiB | PSS MiB | private MiB |"
     )?;
-    writeln!(idle_table, "|---|---:|---:|")?;
+    writeln!(idle_table, "|---|---:|---:|---:|---:|")?;
     for ((label, _), (pid, cpu)) in subjects.iter().zip(pids.iter().zip(cpu)) {
-        writeln!(idle_table, "| {label} | {cpu:.2}% of a core | {:.0} |", rss_mib(*pid)?)?;
+        let m = memory_mib(*pid)?;
+        writeln!(
+            idle_table,
+            "| {label} | {cpu:.2}% of a core | {:.0} | {:.0} | {:.0} |",
+            m.rss, m.pss, m.private
+        )?;
     }
     for w in [&id, &used.workspace_id, &cold_ws.workspace_id] {
         rt.workspace_delete(w)?;
@@ -470,21 +494,29 @@ fn main() -> Result<()> {
     let exec_all = started.elapsed();
     let dpids: Vec<i32> = density_ids.iter().map(|w| qemu_pid(&state, w)).collect::<Result<_>>()?;
     let dcpu = idle_cpu(&dpids, Duration::from_secs(10))?;
-    let total_rss: f64 =
-        dpids.iter().map(|p| rss_mib(*p)).collect::<Result<Vec<_>>>()?.iter().sum();
+    let dmem = dpids.iter().map(|p| memory_mib(*p)).collect::<Result<Vec<_>>>()?;
+    let total = |f: fn(&Memory) -> f64| dmem.iter().map(f).sum::<f64>();
+    let (total_rss, total_pss, total_private) =
+        (total(|m| m.rss), total(|m| m.pss), total(|m| m.private));
+    let each = |v: f64| v / args.density.max(1) as f64;
     let mut density = String::new();
     writeln!(
         density,
         "{answered} of {} idle clones answered an exec (created in {:.1} s; all execs {:.1} s, p50 {:.0} ms); \
-         together they used {:.1}% of a core while idle and {:.0} MiB of QEMU RSS ({:.0} MiB each; \
-         the template's RAM file pages are shared through the page cache, so RSS overcounts).",
+         together they used {:.1}% of a core while idle; QEMU PSS {:.0} MiB ({:.0} MiB each), \
+         private {:.0} MiB ({:.0} MiB each), RSS {:.0} MiB ({:.0} MiB each: RSS counts the QEMU \
+         binary and the template's RAM file pages, shared by all clones, once per clone).",
         args.density,
         create_all.as_secs_f64(),
         exec_all.as_secs_f64(),
         median(exec_ms),
         dcpu.iter().sum::<f64>(),
+        total_pss,
+        each(total_pss),
+        total_private,
+        each(total_private),
         total_rss,
-        total_rss / args.density.max(1) as f64
+        each(total_rss)
     )?;
     for w in density_ids {
         rt.workspace_delete(&w)?;

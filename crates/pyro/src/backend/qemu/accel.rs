@@ -61,9 +61,9 @@ pub fn accel_args(accel: Accel) -> Vec<OsString> {
         // userspace pick faster code paths (measured ~35% faster agent hello and shell
         // start than the default qemu64 model), and it boots reliably here.
         // `tb-size` caps the translated-code cache at 64 MiB (QEMU 7.2 reserves 1 GiB and
-        // keeps every page it filled resident): each exec's new process translates code
-        // anew, so a used idle guest's QEMU grew by ~120 MiB over 60 execs; a full cache
-        // is flushed and refilled instead (boot and exec times unchanged in measurement).
+        // keeps every page it filled resident); a full cache is flushed and refilled. With
+        // `norandmaps` (launch.rs, `kernel_cmdline`) new processes reuse translated code,
+        // so after 60 execs the cache holds ~18 MiB and smaller caps save nothing.
         Accel::Tcg | Accel::None => &["-accel", "tcg,tb-size=64", "-cpu", "max"],
     };
     args.iter().map(OsString::from).collect()
