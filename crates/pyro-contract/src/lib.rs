@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod error;
 mod mode;
 pub mod openai;
 pub mod params;
@@ -20,6 +21,10 @@ mod profile;
 pub mod results;
 mod tools;
 
+pub use error::{ErrorKind, ErrorReport, GuestErrorKind, ToolError};
 pub use mode::{ExposedTool, Mode, Surface, UnknownModeError};
 pub use profile::{Profile, UnknownProfileError};
-pub use tools::{tool, tools_for, Effect, Hints, ModeTool, ToolSpec, MODE_TOOLS, TOOLS};
+pub use tools::{
+    tool, tools_for, Effect, Hints, ModeTool, ToolCall, ToolName, ToolOutput, ToolSpec, MODE_TOOLS,
+    TOOLS,
+};

@@ -206,12 +206,10 @@ impl Surface {
             Surface::Mode(m) => MODE_TOOLS
                 .iter()
                 .filter(|row| row.mode == m)
-                .filter_map(|row| {
-                    tool(row.name).map(|spec| ExposedTool {
-                        spec,
-                        mode_row: Some(row),
-                        surface: self,
-                    })
+                .map(|row| ExposedTool {
+                    spec: row.tool.spec(),
+                    mode_row: Some(row),
+                    surface: self,
                 })
                 .collect(),
         }

@@ -50,6 +50,7 @@ pub struct Cleanup {
     pub vm_id: String,
     /// Always true.
     pub deleted: bool,
+    #[schemars(extend("enum" = ["post_exec_cleanup", "run_vm_error_cleanup", "explicit_delete"]))]
     /// `post_exec_cleanup`, `run_vm_error_cleanup` or `explicit_delete`.
     pub reason: String,
 }
@@ -85,6 +86,7 @@ pub struct VmExecResult {
     pub cleanup: Cleanup,
     /// How the guest started: `boot` (`clone` or `cold`), `boot_ms` and the other
     /// `boot_*` facts of the VM's metadata.
+    #[schemars(extend("properties" = {"boot": {"type": "string", "enum": ["clone", "cold"]}, "backend": {"type": "string", "enum": ["qemu", "host_compat"]}, "agent_health": {"type": "string", "enum": ["ok", "unhealthy"]}}))]
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
 }
@@ -120,6 +122,7 @@ pub struct VmRecord {
     pub execution_mode: ExecutionMode,
     /// Acceleration.
     pub accel: Accel,
+    #[schemars(extend("properties" = {"boot": {"type": "string", "enum": ["clone", "cold"]}, "backend": {"type": "string", "enum": ["qemu", "host_compat"]}, "agent_health": {"type": "string", "enum": ["ok", "unhealthy"]}}))]
     /// Free-form details.
     pub metadata: BTreeMap<String, String>,
 }
@@ -127,6 +130,7 @@ pub struct VmRecord {
 /// How `/workspace` was seeded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkspaceSeed {
+    #[schemars(extend("enum" = ["empty", "directory", "tar_archive"]))]
     /// `empty`, `directory` or `tar_archive`.
     pub mode: String,
     /// Host source, if any.
@@ -139,6 +143,7 @@ pub struct WorkspaceSeed {
     pub bytes_written: u64,
     /// Where the content came from: `project_path` (the server's project), `repo_url`
     /// (a clean clone), `seed_path` (an explicit seed) or `none`.
+    #[schemars(extend("enum" = ["project_path", "repo_url", "seed_path", "none"]))]
     #[serde(default = "d_origin_kind")]
     pub origin_kind: String,
     /// The project directory or seed path, or `URL@COMMIT` for a clone; null for `none`.
@@ -155,6 +160,7 @@ fn d_origin_kind() -> String {
 pub struct SecretInfo {
     /// Secret name.
     pub name: String,
+    #[schemars(extend("enum" = ["literal", "file"]))]
     /// `literal` or `file`.
     pub source_kind: String,
 }
@@ -235,6 +241,7 @@ pub struct Workspace {
     pub running_service_count: u64,
     /// Last error seen (e.g. the VM died).
     pub last_error: Option<String>,
+    #[schemars(extend("properties" = {"boot": {"type": "string", "enum": ["clone", "cold"]}, "backend": {"type": "string", "enum": ["qemu", "host_compat"]}, "agent_health": {"type": "string", "enum": ["ok", "unhealthy"]}}))]
     /// Free-form details (backend, guest kernel, ...).
     pub metadata: BTreeMap<String, String>,
 }
@@ -254,6 +261,7 @@ pub struct WorkspaceResetResult {
 pub struct ResetInfo {
     /// Snapshot restored.
     pub snapshot_name: String,
+    #[schemars(extend("enum" = ["baseline", "named"]))]
     /// `baseline` or `named`.
     pub kind: String,
     /// Always `/workspace`.
@@ -463,6 +471,7 @@ pub struct DiffSummary {
 pub struct DiffEntry {
     /// Path relative to /workspace.
     pub path: String,
+    #[schemars(extend("enum" = ["added", "modified", "deleted", "type_changed"]))]
     /// `added`, `modified`, `deleted` or `type_changed`.
     pub status: String,
     /// Kind of the entry now (or before, when deleted).
@@ -516,6 +525,7 @@ pub struct DiskExportResult {
     pub workspace_id: String,
     /// Host path written (a raw ext4 image).
     pub output_path: String,
+    #[schemars(extend("enum" = ["ext4"]))]
     /// Always `ext4`.
     pub disk_format: String,
     /// Size of the image file.
@@ -555,6 +565,7 @@ pub struct DiskReadResult {
 /// Details of a sync push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncInfo {
+    #[schemars(extend("enum" = ["directory", "tar_archive"]))]
     /// `directory` or `tar_archive`.
     pub mode: String,
     /// Host source.
@@ -596,6 +607,7 @@ pub struct PatchSummary {
 pub struct PatchEntry {
     /// Absolute guest path.
     pub path: String,
+    #[schemars(extend("enum" = ["added", "modified", "deleted"]))]
     /// `added`, `modified` or `deleted`.
     pub status: String,
 }
@@ -624,6 +636,7 @@ pub struct WorkspaceDeleteResult {
     pub workspace_id: String,
     /// Always true.
     pub deleted: bool,
+    #[schemars(extend("enum" = ["explicit_delete", "expired"]))]
     /// Why (`explicit_delete`, `expired`).
     pub reason: String,
 }
@@ -635,8 +648,106 @@ pub struct VmDeleteResult {
     pub vm_id: String,
     /// Always true.
     pub deleted: bool,
+    #[schemars(extend("enum" = ["explicit_delete"]))]
     /// Why.
     pub reason: String,
+}
+
+/// A snapshot of `/workspace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotInfo {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Name (`baseline` for the create-time state).
+    pub snapshot_name: String,
+    #[schemars(extend("enum" = ["baseline", "named"]))]
+    /// `baseline` or `named`.
+    pub kind: String,
+    /// When it was taken.
+    pub created_at: f64,
+    /// Archive members.
+    pub entry_count: u64,
+    /// Regular file bytes.
+    pub bytes_written: u64,
+    /// Whether it can be deleted (not the baseline).
+    pub deletable: bool,
+}
+
+/// Result of `snapshot_create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// The snapshot.
+    pub snapshot: SnapshotInfo,
+    /// Where it ran.
+    pub execution_mode: ExecutionMode,
+}
+
+/// Result of `snapshot_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotList {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Number of snapshots.
+    pub count: u64,
+    /// The baseline first, then named snapshots newest first.
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// Result of `snapshot_delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotDeleteResult {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Deleted snapshot.
+    pub snapshot_name: String,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// Network facts of a one-shot VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkInfo {
+    /// VM id.
+    pub vm_id: String,
+    /// Whether the guest has a NIC.
+    pub network_enabled: bool,
+    /// Guest address.
+    pub guest_ip: Option<String>,
+    /// Gateway (the host, through user-mode networking).
+    pub gateway_ip: Option<String>,
+    /// DNS server.
+    pub dns_servers: Vec<String>,
+    /// Whether outbound connections should work (the network is on and the VM runs).
+    pub outbound_connectivity_expected: bool,
+    /// Explanation when there is no network, or it is not up yet.
+    pub reason: Option<String>,
+    #[schemars(extend("enum" = ["user", null]))]
+    /// How the guest is networked: `user` (QEMU user-mode networking), or null.
+    pub network_mode: Option<String>,
+    /// Host TAP device; always null (user-mode networking needs none).
+    pub tap_name: Option<String>,
+    /// The guest's subnet.
+    pub subnet_cidr: Option<String>,
+    /// The guest NIC's MAC address.
+    pub mac_address: Option<String>,
+}
+
+/// Result of `vm_reap_expired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReapResult {
+    /// Deleted VM ids.
+    pub deleted_vm_ids: Vec<String>,
+    /// How many.
+    pub count: u64,
+}
+
+/// Result of `vm_list_environments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvironmentList {
+    /// The catalog's environments.
+    pub result: Vec<EnvironmentInfo>,
 }
 
 /// An environment in the catalog.
@@ -742,6 +853,7 @@ pub struct ShellSignalResult {
     /// The shell.
     #[serde(flatten)]
     pub shell: Shell,
+    #[schemars(extend("enum" = ["HUP", "INT", "TERM", "KILL"]))]
     /// Signal sent (`HUP`, `INT`, `TERM` or `KILL`).
     pub signal: String,
 }
@@ -806,6 +918,7 @@ pub struct PublishedPort {
     pub host_port: u16,
     /// Port in the guest.
     pub guest_port: u16,
+    #[schemars(extend("enum" = ["tcp"]))]
     /// Always `tcp`.
     pub protocol: String,
 }
@@ -838,6 +951,7 @@ pub struct Service {
     /// When it became ready.
     pub ready_at: Option<f64>,
     /// Why it ended: `process_exited_before_ready`, `readiness_timeout`, `sigterm`,
+    #[schemars(extend("enum" = ["process_exited_before_ready", "readiness_timeout", "sigterm", "sigkill", "published_port_failed", null]))]
     /// `sigkill` or `published_port_failed`.
     pub stop_reason: Option<String>,
     /// Ports published on the host's 127.0.0.1 while it runs.
@@ -908,6 +1022,7 @@ pub enum ReviewEventKind {
     ServiceStart {
         /// Service.
         service_name: String,
+        #[schemars(extend("enum" = ["running", "exited", "stopped", "failed"]))]
         /// State after the start (`running`, `failed`, ...).
         state: String,
     },
@@ -987,10 +1102,12 @@ pub struct WorkspaceSummary {
     pub environment: String,
     /// `started` or `stopped`.
     pub state: VmState,
+    #[schemars(extend("enum" = ["project_path", "repo_url", "seed_path", "none"]))]
     /// Where /workspace came from (`workspace_seed.origin_kind`).
     pub origin_kind: String,
     /// `workspace_seed.origin_ref`.
     pub origin_ref: Option<String>,
+    #[schemars(extend("enum" = ["created", "reset"]))]
     /// `created` or `reset`: what the summary starts from.
     pub since: String,
     /// When that was.
@@ -1005,6 +1122,7 @@ pub struct WorkspaceSummary {
     pub commands: Vec<SummaryCommand>,
     /// The last command.
     pub last_command: Option<SummaryCommand>,
+    #[schemars(extend("enum" = ["no_commands", "passed", "failed"]))]
     /// `no_commands`, `passed` (the last command exited 0) or `failed`.
     pub outcome: String,
     /// Files changed against the baseline; null when the workspace is stopped (the diff

@@ -331,3 +331,28 @@ impl Pyro {
 pub fn create_server(options: impl Into<ServerOptions>) -> PyroMcpServer {
     Pyro::from_env().create_server(options)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every row of the contract's tool table names an SDK method of [`super::Pyro`]
+    /// (the MCP dispatcher's exhaustive `match` calls it; methods with `impl Into`
+    /// arguments cannot be named as values, so the check reads this file's definitions:
+    /// `pub async fn NAME(` or a `by_params!`/`by_id!` entry).
+    #[test]
+    fn every_tool_has_an_sdk_method() {
+        let source = include_str!("sdk.rs");
+        let dispatch = include_str!("mcp/dispatch.rs");
+        for t in pyro_contract::TOOLS {
+            let m = t.sdk_method;
+            let defined = source.contains(&format!("pub async fn {m}("))
+                || source.contains(&format!("\n        {m}("))
+                || source.contains(&format!("\n        {m} ->"));
+            assert!(defined, "{}: the SDK has no method {m}", t.name);
+            assert!(
+                dispatch.contains(&format!("pyro.{m}(")),
+                "{}: dispatch does not call {m}",
+                t.name
+            );
+        }
+    }
+}

@@ -187,6 +187,11 @@ mod workspace_flow {
         assert_eq!(diff["entries"], Value::Array(vec![]));
         let gone = s.fails(&["workspace", "file", "read", &id, "notes/a.txt"]);
         assert!(gone.stderr.starts_with("error: "), "{gone:?}");
+        // The agent's own kind survives every layer: not `sandbox_error`, but not_found.
+        let gone = s.fails(&["workspace", "file", "read", &id, "notes/a.txt", "--json"]).json();
+        assert_eq!(gone["error"]["kind"], "not_found", "{gone}");
+        assert_eq!(gone["error"]["guest_kind"], "not_found", "{gone}");
+        assert!(gone["error"]["hint"].as_str().is_some_and(|h| h.contains("file list")), "{gone}");
         let seed_read = s.ok(&["workspace", "file", "read", &id, "src/main.txt", "--content-only"]);
         assert_eq!(seed_read.stdout, "original\n");
         assert_eq!(seed_read.stderr, "", "--content-only prints nothing else");
@@ -368,6 +373,8 @@ mod errors {
         }
         let read = s.fails(&["workspace", "file", "read", &id, "escape/etc/hostname", "--json"]);
         assert_eq!(read.json()["ok"], false);
+        assert_eq!(read.json()["error"]["kind"], "invalid_argument", "{}", read.json());
+        assert_eq!(read.json()["error"]["guest_kind"], "path_escape", "{}", read.json());
         assert!(!victim.exists(), "nothing was written through the symlink");
         assert!(!s.workspace_dir(&id).join("x").exists());
         assert_eq!(s.diff(&id), before, "the workspace is unchanged");

@@ -349,13 +349,15 @@ fn sdk_and_mcp_shells_cursor_plain_resize_independence_exit_and_stop() {
     let err =
         mcp("shell_signal", json!({"workspace_id": ws, "shell_id": s2, "signal_name": "STOP"}))
             .expect_err("bad signal");
-    assert_eq!(err.0, "signal_name must be one of: HUP, INT, TERM, KILL");
+    assert_eq!(err.0.message, "signal_name must be one of: HUP, INT, TERM, KILL");
+    assert_eq!(err.0.kind, pyro_contract::ErrorKind::InvalidArgument);
     let err = mcp("shell_read", json!({"workspace_id": ws, "shell_id": s2, "wait_for_idle_ms": 0}))
         .expect_err("bad wait");
-    assert_eq!(err.0, "wait_for_idle_ms must be between 1 and 10000");
+    assert_eq!(err.0.message, "wait_for_idle_ms must be between 1 and 10000");
     let err = mcp("shell_read", json!({"workspace_id": ws, "shell_id": "0123456789ab"}))
         .expect_err("unknown shell");
-    assert_eq!(err.0, format!("shell '0123456789ab' does not exist in workspace '{ws}'"));
+    assert_eq!(err.0.message, format!("shell '0123456789ab' does not exist in workspace '{ws}'"));
+    assert_eq!(err.0.kind, pyro_contract::ErrorKind::NotFound);
 
     // Stopping the workspace closes its shells and drops their records.
     let shells_dir = state.path().join("workspaces").join(&ws).join("shells");

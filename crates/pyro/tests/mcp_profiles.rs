@@ -49,6 +49,14 @@ fn err(result: CallToolResult) -> String {
     text(&result)
 }
 
+/// A tool error's `kind` (its `structuredContent` was checked against the tool's
+/// `outputSchema` by `call`).
+fn kind(result: &CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "expected a tool error, got {result:?}");
+    let structured = result.structured_content.as_ref().expect("structured error");
+    structured["error"]["kind"].as_str().expect("kind").to_string()
+}
+
 #[tokio::test]
 async fn each_profile_lists_exactly_its_tools_and_refuses_the_others() {
     for profile in Profile::ALL {
@@ -69,12 +77,16 @@ async fn each_profile_lists_exactly_its_tools_and_refuses_the_others() {
         expected.sort();
         assert_eq!(listed, expected, "profile {profile}");
         if profile != Profile::WorkspaceFull {
-            let message =
-                err(call(&client, "shell_open", json!({"workspace_id": "0123456789ab"})).await);
+            let refused =
+                call(&client, "shell_open", json!({"workspace_id": "0123456789ab"})).await;
+            assert_eq!(kind(&refused), "out_of_profile");
+            let message = err(refused);
             assert!(message.contains("workspace-full"), "{message}");
             assert!(message.contains(profile.name()), "{message}");
         }
-        let message = err(call(&client, "no_such_tool", json!({})).await);
+        let unknown = call(&client, "no_such_tool", json!({})).await;
+        assert_eq!(kind(&unknown), "not_found");
+        let message = err(unknown);
         assert!(message.contains("Unknown tool: no_such_tool"), "{message}");
         client.cancel().await.expect("shutdown");
     }
@@ -94,7 +106,9 @@ async fn core_profile_rejects_full_only_arguments_and_creates_nothing() {
     ] {
         let mut args = json!({"environment": "debian:12", "allow_host_compat": true});
         args.as_object_mut().expect("obj").extend(extra.as_object().expect("obj").clone());
-        let message = err(call(&client, "workspace_create", args).await);
+        let refused = call(&client, "workspace_create", args).await;
+        assert_eq!(kind(&refused), "out_of_profile");
+        let message = err(refused);
         assert!(message.contains("workspace-full"), "{message}");
         assert!(!message.contains("s3cr3t-value"), "secret echoed: {message}");
     }
@@ -114,13 +128,16 @@ async fn core_profile_rejects_full_only_arguments_and_creates_nothing() {
 async fn bad_input_gives_clear_tool_errors() {
     let state = tempfile::tempdir().expect("tempdir");
     let client = start("workspace-full", state.path()).await;
-    let message = err(call(&client, "workspace_create", json!({"environment": 12})).await);
+    let bad = call(&client, "workspace_create", json!({"environment": 12})).await;
+    assert_eq!(kind(&bad), "invalid_argument");
+    let message = err(bad);
     assert!(message.contains("invalid arguments for workspace_create"), "{message}");
     let message =
         err(call(&client, "workspace_exec", json!({"workspace_id": "0123456789ab"})).await);
     assert!(message.contains("missing field `command`"), "{message}");
-    let message =
-        err(call(&client, "workspace_status", json!({"workspace_id": "0123456789ab"})).await);
+    let missing = call(&client, "workspace_status", json!({"workspace_id": "0123456789ab"})).await;
+    assert_eq!(kind(&missing), "not_found");
+    let message = err(missing);
     assert!(message.contains("workspace '0123456789ab' does not exist"), "{message}");
     let message =
         err(call(&client, "workspace_status", json!({"workspace_id": "../../etc"})).await);
@@ -132,7 +149,9 @@ async fn bad_input_gives_clear_tool_errors() {
     )
     .await);
     assert!(message.contains("unknown environment 'debian:99'"), "{message}");
-    let message = err(call(&client, "workspace_create", json!({"environment": "debian:12"})).await);
+    let closed = call(&client, "workspace_create", json!({"environment": "debian:12"})).await;
+    assert_eq!(kind(&closed), "guest_unavailable");
+    let message = err(closed);
     assert!(message.contains("allow_host_compat"), "fail closed must say how to opt in: {message}");
     assert!(message.contains("pyro doctor"), "{message}");
     client.cancel().await.expect("shutdown");

@@ -1240,6 +1240,88 @@ mod tests {
         );
     }
 
+    /// The subcommand at `path` (`workspace exec`), if the CLI has it.
+    fn subcommand(path: &str) -> Option<clap::Command> {
+        let mut cmd = Cli::command();
+        for word in path.split(' ') {
+            cmd = cmd.find_subcommand(word)?.clone();
+        }
+        Some(cmd)
+    }
+
+    /// The parity check of the tool table: every tool with a CLI command in the contract
+    /// has that command, exactly the one-shot VM tools have none (CONTRACT.md lists no
+    /// CLI for them), and every tool has its row in docs/profiles.md.
+    #[test]
+    fn every_tool_has_its_cli_command_and_docs_row() {
+        let docs = include_str!("../../../../docs/profiles.md");
+        let mut without_cli = Vec::new();
+        for t in pyro_contract::TOOLS {
+            match t.cli_command {
+                Some(path) => assert!(
+                    subcommand(path).is_some(),
+                    "{}: the contract has `pyro {path}`, the CLI does not",
+                    t.name
+                ),
+                None => without_cli.push(t.name),
+            }
+            assert!(
+                docs.contains(&format!("| `{}` |", t.name)),
+                "{}: no row in docs/profiles.md",
+                t.name
+            );
+        }
+        assert_eq!(
+            without_cli,
+            [
+                "vm_create",
+                "vm_start",
+                "vm_exec",
+                "vm_stop",
+                "vm_delete",
+                "vm_status",
+                "vm_network_info",
+                "vm_reap_expired"
+            ],
+            "only the one-shot VM tools may lack a CLI command (CONTRACT.md §5)"
+        );
+    }
+
+    /// Every CLI option named like a parameter of its tool has the contract's default
+    /// (the schema's `default`), so help text and behaviour cannot drift from MCP's.
+    #[test]
+    fn option_defaults_are_the_contracts() {
+        let mut compared = 0;
+        for t in pyro_contract::TOOLS {
+            let Some(cmd) = t.cli_command.and_then(subcommand) else { continue };
+            let schema = t.schema_for(Profile::WorkspaceFull);
+            for arg in cmd.get_arguments() {
+                let Some(contract) = schema["properties"].get(arg.get_id().as_str()) else {
+                    continue;
+                };
+                let Some(default) = contract.get("default") else { continue };
+                let default = match default {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let cli: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                assert_eq!(
+                    cli,
+                    std::slice::from_ref(&default),
+                    "{} --{}: the contract's default is {default}",
+                    t.name,
+                    arg.get_id()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 10, "only {compared} defaults compared");
+    }
+
     #[test]
     fn network_policy_values_use_contract_names() {
         let cli = parse(&[

@@ -1,6 +1,7 @@
 //! The CLI's error type and its exit codes.
 
 use pyro::PyroError;
+use pyro_contract::{ErrorKind, ErrorReport};
 use std::io;
 
 /// The exit codes of `pyro`.
@@ -14,8 +15,9 @@ pub enum ExitCode {
     /// e.g. `pyro workspace logs ID | head`), which is not an error.
     Success,
     /// A handled error: bad option values, unknown ids, runtime failures, unsupported
-    /// features. Human mode prints `error: <message>` on stderr; `--json` mode prints
-    /// `{"ok": false, "error": {"kind", "message"}}` on stdout.
+    /// features. Human mode prints one line, `error: <message>[; <hint>]`, on stderr;
+    /// `--json` mode prints `{"ok": false, "error": {"kind", "message", "hint"}}` on
+    /// stdout ([`pyro_contract::ErrorReport`]; `hint` only when there is one).
     Failure,
     /// A usage error reported by the argument parser (unknown flag, bad choice, missing
     /// or conflicting arguments); the usage is printed on stderr.
@@ -70,13 +72,23 @@ impl CliError {
     }
 
     /// The machine-readable category in `--json` error output: the library's
-    /// [`PyroError::kind`], or one of `invalid_argument`, `unsupported`, `io_error`.
-    pub fn kind(&self) -> &'static str {
+    /// [`PyroError::kind`], `invalid_argument` for option values, `unsupported` for
+    /// what this build lacks, `internal` for a failed server or output.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             CliError::Pyro(e) => e.kind(),
-            CliError::Invalid(_) => "invalid_argument",
-            CliError::NotImplemented(_) => "unsupported",
-            CliError::Mcp(_) | CliError::Output(_) => "io_error",
+            CliError::Invalid(_) => ErrorKind::InvalidArgument,
+            CliError::NotImplemented(_) => ErrorKind::Unsupported,
+            CliError::Mcp(_) | CliError::Output(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error report of `--json` mode (and the one human line): the library's
+    /// report for its errors, kind and message for the CLI's own.
+    pub fn report(&self) -> ErrorReport {
+        match self {
+            CliError::Pyro(e) => e.report(),
+            other => ErrorReport::new(other.kind(), other.to_string()),
         }
     }
 
@@ -101,8 +113,10 @@ mod tests {
 
     #[test]
     fn kinds_and_broken_pipe() {
-        assert_eq!(CliError::invalid("x").kind(), "invalid_argument");
-        assert_eq!(CliError::Pyro(PyroError::UnknownWorkspace("w".into())).kind(), "not_found");
+        assert_eq!(CliError::invalid("x").kind(), ErrorKind::InvalidArgument);
+        let unknown = CliError::Pyro(PyroError::UnknownWorkspace("w".into()));
+        assert_eq!(unknown.kind(), ErrorKind::NotFound);
+        assert!(unknown.report().message.contains("pyro workspace list"));
         assert!(CliError::Output(io::Error::from(io::ErrorKind::BrokenPipe)).is_broken_pipe());
         assert!(!CliError::Mcp(io::Error::from(io::ErrorKind::BrokenPipe)).is_broken_pipe());
     }

@@ -12,6 +12,7 @@
 //! an error that the caller turns into exit code 0, never a panic.
 
 use super::error::CliError;
+use pyro_contract::ErrorReport;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -59,37 +60,23 @@ pub fn note(line: &str) {
     stderr_text(&format!("{line}\n"));
 }
 
-/// The `--json` error object.
+/// The `--json` error object: `{"ok": false, "error": {kind, message, hint}}`.
 #[derive(Debug, Serialize)]
-pub struct ErrorReport<'a> {
+pub struct ErrorOutput {
     /// Always false.
     pub ok: bool,
-    /// What went wrong.
-    pub error: ErrorBody<'a>,
-}
-
-/// The `error` member of [`ErrorReport`].
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    /// Machine-readable category ([`CliError::kind`]).
-    pub kind: &'a str,
-    /// Human-readable message.
-    pub message: String,
+    /// What went wrong ([`CliError::report`]).
+    pub error: ErrorReport,
 }
 
 /// Report a handled error in the selected mode.
 pub fn error(err: &CliError, json_mode: bool) {
-    let message = err.to_string();
-    if json_mode {
-        let report = ErrorReport { ok: false, error: ErrorBody { kind: err.kind(), message } };
-        if json(&report).is_ok() {
-            return;
-        }
-        // stdout is gone; fall back to stderr so the message is not lost.
-        stderr_text(&format!("error: {}\n", err));
-    } else {
-        stderr_text(&format!("error: {message}\n"));
+    let report = err.report();
+    // When stdout is gone, fall back to stderr so the message is not lost.
+    if json_mode && json(&ErrorOutput { ok: false, error: report.clone() }).is_ok() {
+        return;
     }
+    stderr_text(&format!("error: {}\n", report.line()));
 }
 
 /// `yes`/`no`.
@@ -158,14 +145,14 @@ mod tests {
 
     #[test]
     fn error_report_shape() {
-        let report = ErrorReport {
-            ok: false,
-            error: ErrorBody { kind: "not_found", message: "gone".into() },
-        };
-        let v = serde_json::to_value(&report).expect("json");
+        let error = ErrorReport::new(pyro_contract::ErrorKind::NotFound, "gone");
+        let v = serde_json::to_value(ErrorOutput { ok: false, error }).expect("json");
         assert_eq!(
             v,
             serde_json::json!({"ok": false, "error": {"kind": "not_found", "message": "gone"}})
         );
+        let error = ErrorReport::new(pyro_contract::ErrorKind::NotFound, "gone").with_hint("h");
+        let v = serde_json::to_value(ErrorOutput { ok: false, error }).expect("json");
+        assert_eq!(v["error"]["hint"], "h");
     }
 }

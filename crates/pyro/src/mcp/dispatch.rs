@@ -1,14 +1,15 @@
 //! From a tool name and JSON arguments to an SDK call, under a profile.
 //!
-//! The table of which tools exist, their schemas and profiles is
-//! [`pyro_contract::TOOLS`]; this file only maps each name to its SDK method.
+//! The table of which tools exist, their schemas, results and profiles is
+//! [`pyro_contract::tool_table`]; this file checks the surface, parses the arguments
+//! into a [`ToolCall`] and runs it with one exhaustive `match`.
 
 use crate::project::ProjectSource;
+use crate::runtime::PyroError;
 use crate::sdk::Pyro;
-use pyro_contract::params::*;
-use pyro_contract::{tool, Profile, Surface};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use pyro_contract::params::{NoParams, WorkspaceCreateParams};
+use pyro_contract::results::{EnvironmentList, Workspace};
+use pyro_contract::{ErrorKind, ErrorReport, Profile, Surface, ToolCall, ToolName, ToolOutput};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -52,192 +53,204 @@ impl ServerContext {
     }
 }
 
-/// Why a tool call failed, as text for the model.
+/// Why a tool call failed: the report a model (or a client) reads, `{kind, message,
+/// hint}`. Its `Display` is the one line of the text content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ToolCallError(pub String);
+#[error("{}", .0.line())]
+pub struct ToolCallError(pub ErrorReport);
 
-fn parse<T: DeserializeOwned>(
-    name: &str,
+impl ToolCallError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ToolCallError(ErrorReport::new(kind, message))
+    }
+
+    /// The error report.
+    pub fn report(&self) -> &ErrorReport {
+        &self.0
+    }
+
+    fn invalid_arguments(name: &str, e: impl std::fmt::Display) -> Self {
+        ToolCallError::new(ErrorKind::InvalidArgument, format!("invalid arguments for {name}: {e}"))
+            .hint(format!("the tool's inputSchema in tools/list says what {name} accepts"))
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.0.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<PyroError> for ToolCallError {
+    fn from(e: PyroError) -> Self {
+        ToolCallError(e.report())
+    }
+}
+
+/// Parse `args` as `tool`'s parameters on `surface`.
+fn parse(
+    tool: ToolName,
     surface: Surface,
-    args: &Map<String, Value>,
-) -> Result<T, ToolCallError> {
+    args: Map<String, Value>,
+) -> Result<ToolCall, ToolCallError> {
+    let name = tool.name();
     // A parameter that the surface narrowed away gets a message naming the profile
     // that accepts it; then the arguments parse as the full parameter type, whose
     // defaults are what the narrowed schemas promise.
     if surface.narrows(name) {
-        if let (Some(spec), Some(exposed)) = (tool(name), surface.tool(name)) {
-            let full = spec.schema_for(Profile::WorkspaceFull);
+        if let Some(exposed) = surface.tool(name) {
+            let full = tool.spec().schema_for(Profile::WorkspaceFull);
             let shown = exposed.input_schema();
             for key in args.keys() {
                 if full["properties"].get(key).is_some() && shown["properties"].get(key).is_none() {
-                    return Err(ToolCallError(format!(
-                        "{name} in {surface} does not accept `{key}`; it needs profile workspace-full"
-                    )));
+                    return Err(ToolCallError::new(
+                        ErrorKind::OutOfProfile,
+                        format!("{name} in {surface} does not accept `{key}`; it needs profile workspace-full"),
+                    ));
                 }
             }
         }
     }
-    serde_json::from_value(Value::Object(args.clone()))
-        .map_err(|e| ToolCallError(format!("invalid arguments for {name}: {e}")))
-}
-
-fn id_of(name: &str, args: &Map<String, Value>, field: &str) -> Result<String, ToolCallError> {
-    let allowed: &[&str] = &[field];
-    if let Some(extra) = args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ToolCallError(format!(
-            "invalid arguments for {name}: unknown field `{extra}`"
-        )));
-    }
-    match args.get(field) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => {
-            Err(ToolCallError(format!("invalid arguments for {name}: `{field}` must be a string")))
-        }
-        None => {
-            Err(ToolCallError(format!("invalid arguments for {name}: missing field `{field}`")))
-        }
-    }
-}
-
-fn to_value<T: Serialize>(result: Result<T, crate::PyroError>) -> Result<Value, ToolCallError> {
-    let value = result.map_err(|e| ToolCallError(e.to_string()))?;
-    serde_json::to_value(value)
-        .map_err(|e| ToolCallError(format!("could not encode the result: {e}")))
+    ToolCall::parse(tool, Value::Object(args))
+        .map_err(|e| ToolCallError::invalid_arguments(name, e))
 }
 
 /// Check that `name` is callable in `surface` (a profile or a mode).
-pub fn check_profile(name: &str, surface: impl Into<Surface>) -> Result<(), ToolCallError> {
+pub fn check_profile(name: &str, surface: impl Into<Surface>) -> Result<ToolName, ToolCallError> {
     let surface = surface.into();
-    match tool(name) {
-        None => Err(ToolCallError(format!("Unknown tool: {name}"))),
-        Some(_) if surface.tool(name).is_some() => Ok(()),
-        Some(spec) => {
+    match ToolName::from_name(name) {
+        None => Err(ToolCallError::new(ErrorKind::NotFound, format!("Unknown tool: {name}"))
+            .hint("tools/list names the tools of this server")),
+        Some(tool) if surface.tool(name).is_some() => Ok(tool),
+        Some(tool) => {
+            let spec = tool.spec();
             let home = Profile::ALL.into_iter().find(|p| spec.in_profile(*p)).unwrap_or_default();
-            Err(ToolCallError(format!(
-                "tool {name} is not available in {surface}; it is part of profile {home} \
-                 (start the server with `pyro mcp serve --profile {home}`)"
-            )))
+            Err(ToolCallError::new(
+                ErrorKind::OutOfProfile,
+                format!(
+                    "tool {name} is not available in {surface}; it is part of profile {home} \
+                     (start the server with `pyro mcp serve --profile {home}`)"
+                ),
+            ))
         }
     }
 }
 
 /// Run tool `name` with `args` as exposed by `surface` (a [`Profile`] or a
-/// [`pyro_contract::Mode`]), without a project source or default environment.
+/// [`pyro_contract::Mode`]), without a project source or default environment; the
+/// answer is the tool's `structuredContent`.
 pub async fn call_tool(
     pyro: &Pyro,
     surface: impl Into<Surface>,
     name: &str,
     args: Map<String, Value>,
 ) -> Result<Value, ToolCallError> {
-    call_tool_in(pyro, surface.into(), &ServerContext::default(), name, args).await
+    let output = call_tool_in(pyro, surface.into(), &ServerContext::default(), name, args).await?;
+    encode(&output)
+}
+
+/// The result as `structuredContent`.
+pub(crate) fn encode(output: &ToolOutput) -> Result<Value, ToolCallError> {
+    output.to_value().map_err(|e| {
+        ToolCallError::new(ErrorKind::Internal, format!("could not encode the result: {e}"))
+    })
 }
 
 async fn workspace_create(
     pyro: &Pyro,
-    surface: Surface,
     context: &ServerContext,
-    mut args: Map<String, Value>,
-) -> Result<Value, ToolCallError> {
-    const NAME: &str = "workspace_create";
-    if let Some(env) = &context.environment {
-        args.entry("environment").or_insert_with(|| Value::String(env.clone()));
-    }
-    let p: WorkspaceCreateParams = parse(NAME, surface, &args)?;
+    p: WorkspaceCreateParams,
+) -> Result<Workspace, ToolCallError> {
     if p.seed_path.is_some() {
-        return to_value(pyro.workspace_create(p).await);
+        return Ok(pyro.workspace_create(p).await?);
     }
     match (&context.project, &context.project_error) {
-        (Some(project), _) => {
-            to_value(pyro.workspace_create_from_project(p, project.clone()).await)
-        }
-        (None, Some(error)) => Err(ToolCallError(format!(
-            "this server's project source is unavailable: {error}. Pass seed_path, or restart \
-             the server with --project-path DIR, --repo-url URL or --no-project-source"
-        ))),
-        (None, None) => to_value(pyro.workspace_create(p).await),
+        (Some(project), _) => Ok(pyro.workspace_create_from_project(p, project.clone()).await?),
+        (None, Some(error)) => Err(ToolCallError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "this server's project source is unavailable: {error}. Pass seed_path, or restart \
+                 the server with --project-path DIR, --repo-url URL or --no-project-source"
+            ),
+        )),
+        (None, None) => Ok(pyro.workspace_create(p).await?),
     }
 }
 
-/// [`call_tool`] with a server's context.
+/// [`call_tool`] with a server's context: check the surface, parse, run.
 pub(crate) async fn call_tool_in(
     pyro: &Pyro,
     surface: Surface,
     context: &ServerContext,
     name: &str,
-    args: Map<String, Value>,
-) -> Result<Value, ToolCallError> {
-    check_profile(name, surface)?;
-    let profile = surface;
-    let a = &args;
-    match name {
-        "vm_run" => to_value(pyro.vm_run(parse(name, profile, a)?).await),
-        "vm_list_environments" => {
-            parse::<NoParams>(name, profile, a)?;
-            to_value(pyro.env_list().await.map(|result| serde_json::json!({ "result": result })))
+    mut args: Map<String, Value>,
+) -> Result<ToolOutput, ToolCallError> {
+    let tool = check_profile(name, surface)?;
+    if tool == ToolName::WorkspaceCreate {
+        if let Some(env) = &context.environment {
+            args.entry("environment").or_insert_with(|| Value::String(env.clone()));
         }
-        "vm_create" => to_value(pyro.vm_create(parse(name, profile, a)?).await),
-        "vm_start" => to_value(pyro.vm_start(id_of(name, a, "vm_id")?).await),
-        "vm_exec" => to_value(pyro.vm_exec(parse(name, profile, a)?).await),
-        "vm_stop" => to_value(pyro.vm_stop(id_of(name, a, "vm_id")?).await),
-        "vm_delete" => to_value(pyro.vm_delete(id_of(name, a, "vm_id")?).await),
-        "vm_status" => to_value(pyro.vm_status(id_of(name, a, "vm_id")?).await),
-        "vm_network_info" => to_value(pyro.vm_network_info(id_of(name, a, "vm_id")?).await),
-        "vm_reap_expired" => {
-            parse::<NoParams>(name, profile, a)?;
-            to_value(pyro.vm_reap_expired().await)
-        }
-        "workspace_create" => workspace_create(pyro, surface, context, args).await,
-        "workspace_list" => {
-            parse::<NoParams>(name, profile, a)?;
-            to_value(pyro.workspace_list().await)
-        }
-        "workspace_update" => to_value(pyro.workspace_update(parse(name, profile, a)?).await),
-        "workspace_exec" => {
-            to_value(pyro.workspace_exec(parse::<WorkspaceExecParams>(name, profile, a)?).await)
-        }
-        "workspace_sync_push" => to_value(pyro.workspace_sync_push(parse(name, profile, a)?).await),
-        "workspace_status" => {
-            to_value(pyro.workspace_status(id_of(name, a, "workspace_id")?).await)
-        }
-        "workspace_stop" => to_value(pyro.workspace_stop(id_of(name, a, "workspace_id")?).await),
-        "workspace_start" => to_value(pyro.workspace_start(id_of(name, a, "workspace_id")?).await),
-        "workspace_logs" => to_value(pyro.workspace_logs(id_of(name, a, "workspace_id")?).await),
-        "workspace_export" => to_value(pyro.workspace_export(parse(name, profile, a)?).await),
-        "workspace_diff" => to_value(pyro.workspace_diff(id_of(name, a, "workspace_id")?).await),
-        "workspace_summary" => {
-            to_value(pyro.summarize_workspace(id_of(name, a, "workspace_id")?).await)
-        }
-        "workspace_file_list" => to_value(pyro.workspace_file_list(parse(name, profile, a)?).await),
-        "workspace_file_read" => to_value(pyro.workspace_file_read(parse(name, profile, a)?).await),
-        "workspace_file_write" => {
-            to_value(pyro.workspace_file_write(parse(name, profile, a)?).await)
-        }
-        "workspace_patch_apply" => {
-            to_value(pyro.workspace_patch_apply(parse(name, profile, a)?).await)
-        }
-        "snapshot_create" => to_value(pyro.snapshot_create(parse(name, profile, a)?).await),
-        "snapshot_list" => to_value(pyro.snapshot_list(id_of(name, a, "workspace_id")?).await),
-        "snapshot_delete" => to_value(pyro.snapshot_delete(parse(name, profile, a)?).await),
-        "workspace_reset" => to_value(pyro.workspace_reset(parse(name, profile, a)?).await),
-        "workspace_delete" => {
-            to_value(pyro.workspace_delete(id_of(name, a, "workspace_id")?).await)
-        }
-        "workspace_disk_export" => {
-            to_value(pyro.workspace_disk_export(parse(name, profile, a)?).await)
-        }
-        "workspace_disk_list" => to_value(pyro.workspace_disk_list(parse(name, profile, a)?).await),
-        "workspace_disk_read" => to_value(pyro.workspace_disk_read(parse(name, profile, a)?).await),
-        "shell_open" => to_value(pyro.shell_open(parse(name, profile, a)?).await),
-        "shell_read" => to_value(pyro.shell_read(parse(name, profile, a)?).await),
-        "shell_write" => to_value(pyro.shell_write(parse(name, profile, a)?).await),
-        "shell_signal" => to_value(pyro.shell_signal(parse(name, profile, a)?).await),
-        "shell_close" => to_value(pyro.shell_close(parse(name, profile, a)?).await),
-        "service_start" => to_value(pyro.service_start(parse(name, profile, a)?).await),
-        "service_list" => to_value(pyro.service_list(id_of(name, a, "workspace_id")?).await),
-        "service_status" => to_value(pyro.service_status(parse(name, profile, a)?).await),
-        "service_logs" => to_value(pyro.service_logs(parse(name, profile, a)?).await),
-        "service_stop" => to_value(pyro.service_stop(parse(name, profile, a)?).await),
-        other => Err(ToolCallError(format!("Unknown tool: {other}"))),
     }
+    run(pyro, context, parse(tool, surface, args)?).await
+}
+
+/// One arm per tool: the `match` is exhaustive, so a tool of the contract without a
+/// handler does not compile, and each arm's [`ToolOutput`] variant fixes the result type
+/// its `outputSchema` promises.
+async fn run(
+    pyro: &Pyro,
+    context: &ServerContext,
+    call: ToolCall,
+) -> Result<ToolOutput, ToolCallError> {
+    use ToolCall as C;
+    use ToolOutput as O;
+    Ok(match call {
+        C::VmRun(p) => O::VmRun(pyro.vm_run(p).await?),
+        C::VmListEnvironments(NoParams {}) => {
+            O::VmListEnvironments(EnvironmentList { result: pyro.env_list().await? })
+        }
+        C::VmCreate(p) => O::VmCreate(pyro.vm_create(p).await?),
+        C::VmStart(p) => O::VmStart(pyro.vm_start(p.vm_id).await?),
+        C::VmExec(p) => O::VmExec(pyro.vm_exec(p).await?),
+        C::VmStop(p) => O::VmStop(pyro.vm_stop(p.vm_id).await?),
+        C::VmDelete(p) => O::VmDelete(pyro.vm_delete(p.vm_id).await?),
+        C::VmStatus(p) => O::VmStatus(pyro.vm_status(p.vm_id).await?),
+        C::VmNetworkInfo(p) => O::VmNetworkInfo(pyro.vm_network_info(p.vm_id).await?),
+        C::VmReapExpired(NoParams {}) => O::VmReapExpired(pyro.vm_reap_expired().await?),
+        C::WorkspaceCreate(p) => O::WorkspaceCreate(workspace_create(pyro, context, p).await?),
+        C::WorkspaceList(NoParams {}) => O::WorkspaceList(pyro.workspace_list().await?),
+        C::WorkspaceUpdate(p) => O::WorkspaceUpdate(pyro.workspace_update(p).await?),
+        C::WorkspaceExec(p) => O::WorkspaceExec(pyro.workspace_exec(p).await?),
+        C::WorkspaceSyncPush(p) => O::WorkspaceSyncPush(pyro.workspace_sync_push(p).await?),
+        C::WorkspaceStatus(p) => O::WorkspaceStatus(pyro.workspace_status(p.workspace_id).await?),
+        C::WorkspaceStop(p) => O::WorkspaceStop(pyro.workspace_stop(p.workspace_id).await?),
+        C::WorkspaceStart(p) => O::WorkspaceStart(pyro.workspace_start(p.workspace_id).await?),
+        C::WorkspaceLogs(p) => O::WorkspaceLogs(pyro.workspace_logs(p.workspace_id).await?),
+        C::WorkspaceExport(p) => O::WorkspaceExport(pyro.workspace_export(p).await?),
+        C::WorkspaceDiff(p) => O::WorkspaceDiff(pyro.workspace_diff(p.workspace_id).await?),
+        C::WorkspaceSummary(p) => {
+            O::WorkspaceSummary(pyro.summarize_workspace(p.workspace_id).await?)
+        }
+        C::WorkspaceFileList(p) => O::WorkspaceFileList(pyro.workspace_file_list(p).await?),
+        C::WorkspaceFileRead(p) => O::WorkspaceFileRead(pyro.workspace_file_read(p).await?),
+        C::WorkspaceFileWrite(p) => O::WorkspaceFileWrite(pyro.workspace_file_write(p).await?),
+        C::WorkspacePatchApply(p) => O::WorkspacePatchApply(pyro.workspace_patch_apply(p).await?),
+        C::WorkspaceDiskExport(p) => O::WorkspaceDiskExport(pyro.workspace_disk_export(p).await?),
+        C::WorkspaceDiskList(p) => O::WorkspaceDiskList(pyro.workspace_disk_list(p).await?),
+        C::WorkspaceDiskRead(p) => O::WorkspaceDiskRead(pyro.workspace_disk_read(p).await?),
+        C::SnapshotCreate(p) => O::SnapshotCreate(pyro.snapshot_create(p).await?),
+        C::SnapshotList(p) => O::SnapshotList(pyro.snapshot_list(p.workspace_id).await?),
+        C::SnapshotDelete(p) => O::SnapshotDelete(pyro.snapshot_delete(p).await?),
+        C::WorkspaceReset(p) => O::WorkspaceReset(pyro.workspace_reset(p).await?),
+        C::ShellOpen(p) => O::ShellOpen(pyro.shell_open(p).await?),
+        C::ShellRead(p) => O::ShellRead(pyro.shell_read(p).await?),
+        C::ShellWrite(p) => O::ShellWrite(pyro.shell_write(p).await?),
+        C::ShellSignal(p) => O::ShellSignal(pyro.shell_signal(p).await?),
+        C::ShellClose(p) => O::ShellClose(pyro.shell_close(p).await?),
+        C::ServiceStart(p) => O::ServiceStart(pyro.service_start(p).await?),
+        C::ServiceList(p) => O::ServiceList(pyro.service_list(p.workspace_id).await?),
+        C::ServiceStatus(p) => O::ServiceStatus(pyro.service_status(p).await?),
+        C::ServiceLogs(p) => O::ServiceLogs(pyro.service_logs(p).await?),
+        C::ServiceStop(p) => O::ServiceStop(pyro.service_stop(p).await?),
+        C::WorkspaceDelete(p) => O::WorkspaceDelete(pyro.workspace_delete(p.workspace_id).await?),
+    })
 }

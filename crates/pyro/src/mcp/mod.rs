@@ -6,8 +6,11 @@
 //! - `tools/call` of a tool outside the profile is a tool error naming the profile
 //!   that has it; bad arguments and runtime failures are tool errors too, with a
 //!   message a model can act on.
-//! - Results carry `structuredContent` (the JSON object) and the same JSON as compact
-//!   text.
+//! - Every tool declares an `outputSchema` (made from its result type in the contract);
+//!   results carry `structuredContent` (the JSON object, valid against that schema) and
+//!   the same JSON as compact text.
+//! - Errors are `isError: true` with the one-line message (and hint) as text and
+//!   `structuredContent` `{"error": {kind, message, hint}}` ([`pyro_contract::ErrorReport`]).
 
 mod dispatch;
 mod options;
@@ -18,7 +21,7 @@ pub use options::ServerOptions;
 use crate::project::{ProjectSource, ProjectSourceError};
 use crate::sdk::Pyro;
 use dispatch::ServerContext;
-use pyro_contract::{ExposedTool, Profile, Surface};
+use pyro_contract::{ExposedTool, Profile, Surface, ToolError};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -110,7 +113,13 @@ impl PyroMcpServer {
         annotations.destructive_hint = destructive;
         annotations.idempotent_hint = idempotent;
         annotations.open_world_hint = open_world;
-        Tool::new(exposed.name(), description, Arc::new(schema)).with_annotations(annotations)
+        let output = match (exposed.spec.output_schema)() {
+            Value::Object(map) => map,
+            _ => Default::default(),
+        };
+        Tool::new(exposed.name(), description, Arc::new(schema))
+            .with_raw_output_schema(Arc::new(output))
+            .with_annotations(annotations)
     }
 
     /// The tools this server lists.
@@ -141,17 +150,21 @@ impl PyroMcpServer {
 
     /// Call one tool; errors become tool error results.
     pub async fn call(&self, name: &str, args: serde_json::Map<String, Value>) -> CallToolResult {
-        match dispatch::call_tool_in(&self.pyro, self.surface, &self.context, name, args).await {
-            Ok(value) => {
-                // Compact: the text is for a model's context, where indentation costs tokens.
-                let text = serde_json::to_string(&value).unwrap_or_default();
-                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-                if value.is_object() {
-                    result.structured_content = Some(value);
-                }
+        let answer = dispatch::call_tool_in(&self.pyro, self.surface, &self.context, name, args)
+            .await
+            .and_then(|output| dispatch::encode(&output));
+        match answer {
+            // `structured` sends the same value as compact JSON text: the text is for a
+            // model's context, where indentation costs tokens.
+            Ok(value) => CallToolResult::structured(value),
+            Err(err) => {
+                // The text is the one line a model reads; `structuredContent` carries the
+                // report for clients that branch on `kind`.
+                let report = ToolError { error: err.0.clone() };
+                let mut result = CallToolResult::error(vec![ContentBlock::text(err.to_string())]);
+                result.structured_content = serde_json::to_value(report).ok();
                 result
             }
-            Err(err) => CallToolResult::error(vec![ContentBlock::text(err.0)]),
         }
     }
 }

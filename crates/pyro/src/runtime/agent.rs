@@ -76,7 +76,7 @@ pub fn call(
     timeout: Duration,
 ) -> Result<Response> {
     match channel.call(request, timeout)? {
-        Response::Error { message, .. } => Err(PyroError::Sandbox(message)),
+        Response::Error { kind, message } => Err(PyroError::guest(kind, message)),
         other => Ok(other),
     }
 }

@@ -1,6 +1,7 @@
 //! The runtime's error type: one enum, messages a model or a person can act on.
 
 use crate::backend::BackendError;
+use pyro_contract::{ErrorKind, ErrorReport, GuestErrorKind};
 use std::path::PathBuf;
 
 /// Everything that can go wrong in a pyro operation.
@@ -68,9 +69,27 @@ pub enum PyroError {
         /// Extra hint, starting with "; " when present.
         hint: String,
     },
-    /// An error inside the sandbox (path escape, missing file, ...), from the agent.
+    /// An error inside the sandbox that pyro found on the host side (an answer that
+    /// does not fit, a failed guest step), without a more precise kind.
     #[error("{0}")]
     Sandbox(String),
+    /// The guest agent refused or failed a request (path escape, missing file, ...),
+    /// with the agent's own kind.
+    #[error("{message}")]
+    Guest {
+        /// The agent's kind.
+        kind: GuestErrorKind,
+        /// The agent's message (secrets redacted where the caller knows them).
+        message: String,
+    },
+    /// Another error whose message had a secret in it: the same kind, the redacted text.
+    #[error("{message}")]
+    Redacted {
+        /// The kind of the original error.
+        kind: ErrorKind,
+        /// The redacted message.
+        message: String,
+    },
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -113,25 +132,110 @@ impl PyroError {
         PyroError::InvalidArgument(message.into())
     }
 
-    /// A short machine-readable category for JSON error output.
-    pub fn kind(&self) -> &'static str {
+    /// An error the guest agent answered with, keeping the agent's kind.
+    pub fn guest(kind: pyro_protocol::ErrorKind, message: impl Into<String>) -> Self {
+        PyroError::Guest { kind: guest_kind(kind), message: message.into() }
+    }
+
+    /// The category every surface reports ([`ErrorReport::kind`]).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            PyroError::InvalidArgument(_) => "invalid_argument",
+            PyroError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             PyroError::UnknownWorkspace(_)
             | PyroError::UnknownVm(_)
             | PyroError::UnknownSnapshot { .. }
             | PyroError::UnknownShell { .. }
-            | PyroError::UnknownService { .. } => "not_found",
-            PyroError::WorkspaceExpired(_) | PyroError::VmExpired(_) => "expired",
-            PyroError::WrongState(_) => "wrong_state",
-            PyroError::GuestUnavailable { .. } => "guest_unavailable",
-            PyroError::Unsupported { .. } => "unsupported",
-            PyroError::Sandbox(_) => "sandbox_error",
-            PyroError::Backend(_) => "backend_error",
-            PyroError::Io { .. } => "io_error",
-            PyroError::CorruptState { .. } => "corrupt_state",
-            PyroError::ProjectSource(_) => "project_source",
+            | PyroError::UnknownService { .. }
+            | PyroError::WorkspaceExpired(_)
+            | PyroError::VmExpired(_) => ErrorKind::NotFound,
+            PyroError::WrongState(_) => ErrorKind::WrongState,
+            PyroError::GuestUnavailable { .. } => ErrorKind::GuestUnavailable,
+            PyroError::Unsupported { .. } => ErrorKind::Unsupported,
+            PyroError::Sandbox(_) => ErrorKind::GuestError,
+            PyroError::Guest { kind, .. } => kind.report_kind(),
+            PyroError::Redacted { kind, .. } => *kind,
+            PyroError::Backend(e) => backend_kind(e),
+            PyroError::ProjectSource(_) => ErrorKind::InvalidArgument,
+            PyroError::Io { .. } | PyroError::CorruptState { .. } => ErrorKind::Internal,
         }
+    }
+
+    /// What to do next, where the message does not say it already.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            PyroError::UnknownVm(_) => {
+                "one-shot VMs live only in the process that created them; create one with vm_create"
+            }
+            PyroError::UnknownSnapshot { .. } => {
+                "list the snapshots with snapshot_list (CLI: pyro workspace snapshot list)"
+            }
+            PyroError::UnknownShell { .. } => "open a shell with shell_open",
+            PyroError::UnknownService { .. } => {
+                "list the services with service_list (CLI: pyro workspace service list)"
+            }
+            PyroError::WorkspaceExpired(_) | PyroError::VmExpired(_) => {
+                "create a new one, with a larger ttl_seconds to keep it longer"
+            }
+            PyroError::WrongState(_) => {
+                "check the state with workspace_status (CLI: pyro workspace status)"
+            }
+            PyroError::Guest { kind, .. } => return kind.hint().map(str::to_owned),
+            PyroError::Backend(BackendError::Timeout(_)) => {
+                "retry; if it keeps timing out, stop and start the workspace (or reset it)"
+            }
+            PyroError::Backend(BackendError::GuestDied(_) | BackendError::NotRunning) => {
+                "start the workspace again with workspace_start, or rebuild it with workspace_reset"
+            }
+            PyroError::Backend(BackendError::Boot(_)) => "run `pyro doctor` to check the host",
+            PyroError::Io { .. } | PyroError::CorruptState { .. } => {
+                "run `pyro doctor`, and `pyro gc` to remove what a crashed pyro left behind"
+            }
+            _ => return None,
+        };
+        Some(hint.to_owned())
+    }
+
+    /// The error as every surface reports it: kind, message, hint and (for errors of the
+    /// guest agent) the agent's kind.
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport {
+            kind: self.kind(),
+            message: self.to_string(),
+            hint: self.hint(),
+            guest_kind: match self {
+                PyroError::Guest { kind, .. } => Some(*kind),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The contract's name for an agent error kind.
+fn guest_kind(kind: pyro_protocol::ErrorKind) -> GuestErrorKind {
+    use pyro_protocol::ErrorKind as Agent;
+    match kind {
+        Agent::NotFound => GuestErrorKind::NotFound,
+        Agent::PathEscape => GuestErrorKind::PathEscape,
+        Agent::WrongType => GuestErrorKind::WrongType,
+        Agent::TooLarge => GuestErrorKind::TooLarge,
+        Agent::Invalid => GuestErrorKind::Invalid,
+        Agent::Unsupported => GuestErrorKind::Unsupported,
+        // `Io` and kinds added to the protocol after this pyro was built.
+        _ => GuestErrorKind::Io,
+    }
+}
+
+fn backend_kind(e: &BackendError) -> ErrorKind {
+    match e {
+        BackendError::MissingAsset { .. } | BackendError::Boot(_) | BackendError::GuestDied(_) => {
+            ErrorKind::GuestUnavailable
+        }
+        BackendError::NoSpace { .. } => ErrorKind::LimitExceeded,
+        BackendError::NotRunning => ErrorKind::WrongState,
+        BackendError::Timeout(_) => ErrorKind::Timeout,
+        BackendError::Protocol(_) | BackendError::InvalidAnswer(_) => ErrorKind::GuestError,
+        BackendError::Unsupported { .. } => ErrorKind::Unsupported,
+        BackendError::Io { .. } => ErrorKind::Internal,
     }
 }
 

@@ -32,8 +32,10 @@ mod workspace;
 pub use doctor::DoctorReport;
 pub use environments::{EnvironmentCatalog, PullProgress};
 pub use error::{PyroError, Result};
-pub use vm::{NetworkInfo, ReapResult};
-pub use workspace::{SnapshotDeleteResult, SnapshotInfo, SnapshotList, SnapshotResult};
+pub use pyro_contract::results::{NetworkInfo, ReapResult};
+pub use pyro_contract::results::{
+    SnapshotDeleteResult, SnapshotInfo, SnapshotList, SnapshotResult,
+};
 
 use crate::backend::host_compat::HostCompatBackend;
 use crate::backend::qemu::QemuBackend;

@@ -289,18 +289,18 @@ impl Redactor {
         out
     }
 
-    /// Redact the message of an error (the error becomes an invalid-argument or sandbox
-    /// error with the redacted text when anything was replaced).
+    /// Redact the message of an error (when anything was replaced, the error keeps its
+    /// kind and carries the redacted text).
     pub fn redact_error(&self, err: PyroError) -> PyroError {
         if self.is_empty() {
             return err;
         }
         let text = err.to_string();
         let redacted = self.redact(&text);
-        if redacted == text {
-            err
-        } else {
-            PyroError::Sandbox(redacted)
+        match err {
+            _ if redacted == text => err,
+            PyroError::Guest { kind, .. } => PyroError::Guest { kind, message: redacted },
+            other => PyroError::Redacted { kind: other.kind(), message: redacted },
         }
     }
 }

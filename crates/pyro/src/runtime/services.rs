@@ -269,7 +269,7 @@ impl Runtime {
                     rec.workspace_id
                 )))
             }
-            Response::Error { message, .. } => Err(PyroError::Sandbox(message)),
+            Response::Error { kind, message } => Err(PyroError::guest(kind, message)),
             other => Ok(other),
         }
     }

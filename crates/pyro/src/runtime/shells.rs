@@ -215,8 +215,8 @@ impl Runtime {
                     shell_id: record.shell_id.clone(),
                 })
             }
-            Response::Error { message, .. } => {
-                Err(PyroError::Sandbox(self.redactor(dir).redact(&message)))
+            Response::Error { kind, message } => {
+                Err(PyroError::guest(kind, self.redactor(dir).redact(&message)))
             }
             other => Ok(other),
         }
@@ -386,8 +386,8 @@ impl Runtime {
             Response::Shell(status) => Some(status),
             // The guest no longer has it (it was restarted): closing is done.
             Response::Error { kind: ErrorKind::NotFound, .. } => None,
-            Response::Error { message, .. } => {
-                return Err(PyroError::Sandbox(self.redactor(&dir).redact(&message)))
+            Response::Error { kind, message } => {
+                return Err(PyroError::guest(kind, self.redactor(&dir).redact(&message)))
             }
             other => return Err(agent::unexpected("shell_close", &other)),
         };

@@ -10,7 +10,6 @@ use crate::backend::{BackendKind, NetworkSpec, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
 use pyro_protocol::{ExecRequest, Request, Response};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
@@ -26,42 +25,6 @@ struct VmEntry {
 #[derive(Debug, Default)]
 pub(crate) struct VmTable {
     vms: HashMap<String, VmEntry>,
-}
-
-/// Network facts of a one-shot VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct NetworkInfo {
-    /// VM id.
-    pub vm_id: String,
-    /// Whether the guest has a NIC.
-    pub network_enabled: bool,
-    /// Guest address.
-    pub guest_ip: Option<String>,
-    /// Gateway (the host, through user-mode networking).
-    pub gateway_ip: Option<String>,
-    /// DNS server.
-    pub dns_servers: Vec<String>,
-    /// Whether outbound connections should work (the network is on and the VM runs).
-    pub outbound_connectivity_expected: bool,
-    /// Explanation when there is no network, or it is not up yet.
-    pub reason: Option<String>,
-    /// How the guest is networked: `user` (QEMU user-mode networking), or null.
-    pub network_mode: Option<String>,
-    /// Host TAP device; always null (user-mode networking needs none).
-    pub tap_name: Option<String>,
-    /// The guest's subnet.
-    pub subnet_cidr: Option<String>,
-    /// The guest NIC's MAC address.
-    pub mac_address: Option<String>,
-}
-
-/// Result of `vm_reap_expired`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ReapResult {
-    /// Deleted VM ids.
-    pub deleted_vm_ids: Vec<String>,
-    /// How many.
-    pub count: u64,
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -250,7 +213,7 @@ impl Runtime {
         });
         let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds))? {
             Response::Exec(out) => out,
-            Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
+            Response::Error { kind, message } => return Err(PyroError::guest(kind, message)),
             other => return Err(unexpected("exec", &other)),
         };
         let mut stderr = lossy(&agent::exec_output(&out.stderr_b64, validate::MAX_OUTPUT_BYTES)?);

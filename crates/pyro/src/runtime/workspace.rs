@@ -9,63 +9,10 @@ use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, Sandbo
 use pyro_contract::params::*;
 use pyro_contract::results::*;
 use pyro_protocol::{ExecRequest, Request, Response};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-
-/// A snapshot of `/workspace`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SnapshotInfo {
-    /// Workspace id.
-    pub workspace_id: String,
-    /// Name (`baseline` for the create-time state).
-    pub snapshot_name: String,
-    /// `baseline` or `named`.
-    pub kind: String,
-    /// When it was taken.
-    pub created_at: f64,
-    /// Archive members.
-    pub entry_count: u64,
-    /// Regular file bytes.
-    pub bytes_written: u64,
-    /// Whether it can be deleted (not the baseline).
-    pub deletable: bool,
-}
-
-/// Result of `snapshot_create`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SnapshotResult {
-    /// Workspace id.
-    pub workspace_id: String,
-    /// The snapshot.
-    pub snapshot: SnapshotInfo,
-    /// Where it ran.
-    pub execution_mode: ExecutionMode,
-}
-
-/// Result of `snapshot_list`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SnapshotList {
-    /// Workspace id.
-    pub workspace_id: String,
-    /// Number of snapshots.
-    pub count: u64,
-    /// The baseline first, then named snapshots newest first.
-    pub snapshots: Vec<SnapshotInfo>,
-}
-
-/// Result of `snapshot_delete`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SnapshotDeleteResult {
-    /// Workspace id.
-    pub workspace_id: String,
-    /// Deleted snapshot.
-    pub snapshot_name: String,
-    /// Always true.
-    pub deleted: bool,
-}
 
 /// A workspace whose lock this thread holds, with its record read under the lock.
 pub(super) struct Locked {
@@ -564,8 +511,8 @@ impl Runtime {
         });
         let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds)) {
             Ok(Response::Exec(out)) => out,
-            Ok(Response::Error { message, .. }) => {
-                return Err(PyroError::Sandbox(redactor.redact(&message)))
+            Ok(Response::Error { kind, message }) => {
+                return Err(PyroError::guest(kind, redactor.redact(&message)))
             }
             Ok(other) => return Err(redactor.redact_error(unexpected("exec", &other))),
             Err(err) => {
@@ -834,7 +781,7 @@ impl Runtime {
                         "workspace patch only supports regular files: {guest}"
                     )))
                 }
-                Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
+                Response::Error { kind, message } => return Err(PyroError::guest(kind, message)),
                 other => return Err(unexpected("read_file", &other)),
             };
             let new = patch::apply(file, old.as_deref())
