@@ -461,3 +461,131 @@ async fn every_tool_refuses_an_unknown_argument() {
     }
     client.cancel().await.expect("shutdown");
 }
+
+/// Every tool of `workspace-full` answers over a real server, and `call` validates each
+/// answer's `structuredContent` against the tool's `outputSchema` (results and errors).
+/// On host_compat every tool succeeds except the guest-only ones (shells, services,
+/// disk tools), whose results are validated by the guest tests (`recipes.rs`,
+/// `guest_services.rs`, `guest_shells.rs`, `guest_full_network_secrets_disk.rs`); here
+/// their errors are.
+#[tokio::test]
+async fn every_tool_answers_with_structured_content_that_validates_against_its_output_schema() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = tempfile::tempdir().expect("tempdir");
+    std::fs::write(host.path().join("pushed.txt"), "pushed\n").expect("seed file");
+    let client = start("workspace-full", state.path()).await;
+    let mut succeeded = std::collections::BTreeSet::new();
+    let mut failed = std::collections::BTreeMap::new();
+    macro_rules! answer {
+        ($name:literal, $args:expr) => {{
+            let result = call(&client, $name, $args).await;
+            if result.is_error == Some(true) {
+                failed.insert($name, kind(&result));
+                Map::new()
+            } else {
+                succeeded.insert($name);
+                ok(result)
+            }
+        }};
+    }
+    let compat = |extra: Value| {
+        let mut args = json!({"environment": "debian:12", "allow_host_compat": true});
+        args.as_object_mut().expect("obj").extend(extra.as_object().expect("obj").clone());
+        args
+    };
+
+    answer!("vm_list_environments", json!({}));
+    answer!("vm_run", compat(json!({"command": "echo hi"})));
+    let vm = answer!("vm_create", compat(json!({})));
+    let vm_id = vm["vm_id"].as_str().expect("vm id").to_string();
+    answer!("vm_status", json!({"vm_id": vm_id}));
+    answer!("vm_start", json!({"vm_id": vm_id}));
+    answer!("vm_network_info", json!({"vm_id": vm_id}));
+    answer!("vm_stop", json!({"vm_id": vm_id}));
+    answer!("vm_start", json!({"vm_id": vm_id}));
+    let exec = answer!("vm_exec", json!({"vm_id": vm_id, "command": "echo from-vm"}));
+    assert_eq!(exec["cleanup"]["reason"], "post_exec_cleanup");
+    let other = answer!("vm_create", compat(json!({})));
+    answer!("vm_delete", json!({"vm_id": other["vm_id"]}));
+    answer!("vm_reap_expired", json!({}));
+
+    let ws = answer!("workspace_create", compat(json!({"name": "every-tool"})));
+    let id = ws["workspace_id"].as_str().expect("workspace id").to_string();
+    answer!("workspace_list", json!({}));
+    answer!("workspace_update", json!({"workspace_id": id, "labels": {"team": "infra"}}));
+    answer!("workspace_status", json!({"workspace_id": id}));
+    answer!("workspace_file_write", json!({"workspace_id": id, "path": "a.txt", "text": "one\n"}));
+    answer!("workspace_file_read", json!({"workspace_id": id, "path": "a.txt"}));
+    answer!("workspace_file_list", json!({"workspace_id": id}));
+    let patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n";
+    answer!("workspace_patch_apply", json!({"workspace_id": id, "patch": patch}));
+    answer!("workspace_exec", json!({"workspace_id": id, "command": "cat a.txt"}));
+    answer!("workspace_logs", json!({"workspace_id": id}));
+    answer!("workspace_sync_push", json!({"workspace_id": id, "source_path": host.path()}));
+    answer!("workspace_diff", json!({"workspace_id": id}));
+    let target = host.path().join("exported.txt");
+    answer!(
+        "workspace_export",
+        json!({"workspace_id": id, "path": "a.txt", "output_path": target})
+    );
+    answer!("snapshot_create", json!({"workspace_id": id, "snapshot_name": "s1"}));
+    answer!("snapshot_list", json!({"workspace_id": id}));
+    answer!("workspace_reset", json!({"workspace_id": id, "snapshot": "s1"}));
+    answer!("snapshot_delete", json!({"workspace_id": id, "snapshot_name": "s1"}));
+    answer!("workspace_summary", json!({"workspace_id": id}));
+    answer!("shell_open", json!({"workspace_id": id}));
+    let shell = json!({"workspace_id": id, "shell_id": "0123456789ab"});
+    answer!("shell_read", shell.clone());
+    answer!("shell_write", json!({"workspace_id": id, "shell_id": "0123456789ab", "input": "x"}));
+    answer!("shell_signal", shell.clone());
+    answer!("shell_close", shell);
+    answer!("service_start", json!({"workspace_id": id, "service_name": "web", "command": "true"}));
+    answer!("service_list", json!({"workspace_id": id}));
+    let service = json!({"workspace_id": id, "service_name": "web"});
+    answer!("service_status", service.clone());
+    answer!("service_logs", service.clone());
+    answer!("service_stop", service);
+    answer!("workspace_stop", json!({"workspace_id": id}));
+    answer!("workspace_disk_list", json!({"workspace_id": id}));
+    answer!("workspace_disk_read", json!({"workspace_id": id, "path": "a.txt"}));
+    let disk = host.path().join("disk.img");
+    answer!("workspace_disk_export", json!({"workspace_id": id, "output_path": disk}));
+    answer!("workspace_start", json!({"workspace_id": id}));
+    answer!("workspace_delete", json!({"workspace_id": id}));
+    client.cancel().await.expect("shutdown");
+
+    let guest_only = [
+        "shell_open",
+        "shell_read",
+        "shell_write",
+        "shell_signal",
+        "shell_close",
+        "service_start",
+        "service_list",
+        "service_status",
+        "service_logs",
+        "service_stop",
+        "workspace_disk_export",
+        "workspace_disk_list",
+        "workspace_disk_read",
+    ];
+    for t in tools_for(Profile::WorkspaceFull) {
+        if guest_only.contains(&t.name) {
+            assert!(failed.contains_key(t.name), "{} was not called", t.name);
+        } else {
+            assert!(
+                succeeded.contains(t.name),
+                "{} did not succeed: {:?}",
+                t.name,
+                failed.get(t.name)
+            );
+        }
+    }
+    // The guest-only tools say why, in kinds a client can branch on.
+    for (name, kind) in &failed {
+        assert!(
+            ["unsupported", "not_found", "wrong_state"].contains(&kind.as_str()),
+            "{name}: {kind} in {failed:?}"
+        );
+    }
+}

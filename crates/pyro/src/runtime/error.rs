@@ -69,6 +69,10 @@ pub enum PyroError {
         /// Extra hint, starting with "; " when present.
         hint: String,
     },
+    /// This workspace's backend cannot do this (the message says which and why; kind
+    /// `unsupported`, like [`PyroError::Unsupported`], with the contract's wording).
+    #[error("{0}")]
+    Unavailable(String),
     /// An error inside the sandbox that pyro found on the host side (an answer that
     /// does not fit, a failed guest step), without a more precise kind.
     #[error("{0}")]
@@ -150,7 +154,7 @@ impl PyroError {
             | PyroError::VmExpired(_) => ErrorKind::NotFound,
             PyroError::WrongState(_) => ErrorKind::WrongState,
             PyroError::GuestUnavailable { .. } => ErrorKind::GuestUnavailable,
-            PyroError::Unsupported { .. } => ErrorKind::Unsupported,
+            PyroError::Unsupported { .. } | PyroError::Unavailable(_) => ErrorKind::Unsupported,
             PyroError::Sandbox(_) => ErrorKind::GuestError,
             PyroError::Guest { kind, .. } => kind.report_kind(),
             PyroError::Redacted { kind, .. } => *kind,

@@ -141,9 +141,10 @@ impl Runtime {
     fn shell_workspace(&self, workspace_id: &str) -> Result<(WorkspaceDir, WorkspaceRecord)> {
         let (dir, rec) = self.load(workspace_id)?;
         if !self.capabilities(rec.backend).shells {
-            return Err(PyroError::invalid(
+            return Err(PyroError::Unavailable(
                 "interactive shells require guest execution and are unavailable for this \
-                 workspace: host_compat backend",
+                 workspace: host_compat backend"
+                    .into(),
             ));
         }
         self.require_started(&dir, &rec, "shell operations")?;
