@@ -3,10 +3,11 @@
 //! Machine output: with `--json`, stdout receives exactly one pretty-printed JSON object,
 //! the serde form of the SDK result (the same shape as the MCP tool's structured
 //! content; new fields may be added). Errors in `--json` mode are also one object on
-//! stdout: `{"ok": false, "error": {"kind": "...", "message": "..."}}`.
+//! stdout: `{"ok": false, "error": {"kind": "...", "message": "...", "hint": "..."}}`
+//! ([`pyro_contract::ErrorReport`]; `hint` only when there is one).
 //!
 //! Human output: results on stdout, progress and summaries on stderr, errors as one
-//! `error: <message>` line on stderr.
+//! `error: <message>[; <hint>]` line on stderr.
 //!
 //! Every write to stdout goes through [`io::Write`] so that a closed pipe surfaces as
 //! an error that the caller turns into exit code 0, never a panic.

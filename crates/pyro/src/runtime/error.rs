@@ -245,3 +245,72 @@ fn backend_kind(e: &BackendError) -> ErrorKind {
 
 /// Result alias.
 pub type Result<T, E = PyroError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_error_reports_its_kind_and_what_to_do_next() {
+        let cases = [
+            (PyroError::invalid("vcpu_count must be between 1 and 8"), ErrorKind::InvalidArgument),
+            (PyroError::UnknownWorkspace("w".into()), ErrorKind::NotFound),
+            (PyroError::WorkspaceExpired("w".into()), ErrorKind::NotFound),
+            (PyroError::WrongState("workspace 'w' must be started".into()), ErrorKind::WrongState),
+            (PyroError::GuestUnavailable { reason: "no kvm".into() }, ErrorKind::GuestUnavailable),
+            (PyroError::Unavailable("shells need a guest".into()), ErrorKind::Unsupported),
+            (PyroError::Backend(BackendError::Timeout(Duration::from_secs(3))), ErrorKind::Timeout),
+            (
+                PyroError::Backend(BackendError::GuestDied("eof".into())),
+                ErrorKind::GuestUnavailable,
+            ),
+            (PyroError::Backend(BackendError::InvalidAnswer("x".into())), ErrorKind::GuestError),
+            (
+                PyroError::Backend(BackendError::NoSpace {
+                    path: "/s".into(),
+                    free_mib: 1,
+                    needed_mib: 2,
+                }),
+                ErrorKind::LimitExceeded,
+            ),
+            (
+                PyroError::io("could not write", "/s", std::io::Error::other("disk")),
+                ErrorKind::Internal,
+            ),
+        ];
+        for (error, kind) in cases {
+            let report = error.report();
+            assert_eq!(report.kind, kind, "{error}");
+            assert_eq!(report.message, error.to_string());
+        }
+        // Timeouts, dead guests and missing things say what to do next.
+        for error in [
+            PyroError::Backend(BackendError::Timeout(Duration::from_secs(3))),
+            PyroError::Backend(BackendError::GuestDied("eof".into())),
+            PyroError::UnknownService { workspace_id: "w".into(), name: "s".into() },
+            PyroError::VmExpired("v".into()),
+        ] {
+            assert!(error.report().hint.is_some(), "{error} has no hint");
+        }
+    }
+
+    #[test]
+    fn guest_errors_keep_the_agent_kind() {
+        use pyro_protocol::ErrorKind as Agent;
+        let cases = [
+            (Agent::NotFound, ErrorKind::NotFound, GuestErrorKind::NotFound),
+            (Agent::PathEscape, ErrorKind::InvalidArgument, GuestErrorKind::PathEscape),
+            (Agent::WrongType, ErrorKind::InvalidArgument, GuestErrorKind::WrongType),
+            (Agent::TooLarge, ErrorKind::LimitExceeded, GuestErrorKind::TooLarge),
+            (Agent::Invalid, ErrorKind::InvalidArgument, GuestErrorKind::Invalid),
+            (Agent::Unsupported, ErrorKind::Unsupported, GuestErrorKind::Unsupported),
+            (Agent::Io, ErrorKind::GuestError, GuestErrorKind::Io),
+        ];
+        for (agent, kind, guest) in cases {
+            let report = PyroError::guest(agent, "the agent's words").report();
+            assert_eq!((report.kind, report.guest_kind), (kind, Some(guest)), "{agent:?}");
+            assert_eq!(report.message, "the agent's words");
+        }
+    }
+}

@@ -15,7 +15,9 @@ pub struct JsonFlag {
         long_help = "Print the result as one pretty-printed JSON object on stdout: the same \
             fields as the SDK result and the MCP tool's structured content. New fields may be \
             added in later versions. On failure stdout gets \
-            {\"ok\": false, \"error\": {\"kind\": ..., \"message\": ...}} and the exit code is 1."
+            {\"ok\": false, \"error\": {\"kind\": ..., \"message\": ..., \"hint\": ...}} \
+            (kind from a closed set such as not_found or invalid_argument; hint, when present, \
+            says what to do next) and the exit code is 1."
     )]
     pub json: bool,
 }
