@@ -55,25 +55,30 @@ pub fn limits_for(transfer: &TransferLimits) -> TreeDiffLimits {
     }
 }
 
-/// Diff guest directory `root` against `baseline_root` in the agent. `None` means
-/// "use the archive path" (see the module documentation).
+/// Why the agent did not diff: it is too old, or declined with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declined(pub String);
+
+/// Diff guest directory `root` against `baseline_root` in the agent. `Ok(Err(_))` means
+/// the agent declined: use the archive path where there is one (see the module
+/// documentation).
 pub fn live_diff(
     channel: &mut dyn AgentChannel,
     root: &str,
     baseline_root: &str,
     limits: TreeDiffLimits,
     chunk_bytes: u64,
-) -> Result<Option<TreeDiff>> {
+) -> Result<std::result::Result<TreeDiff, Declined>> {
     if !channel.supports(TREE_DIFF_CAPABILITY) {
-        return Ok(None);
+        return Ok(Err(Declined(format!("the guest agent does not serve {TREE_DIFF_CAPABILITY}"))));
     }
     let request =
         Request::TreeDiffOpen { root: root.into(), baseline_root: baseline_root.into(), limits };
     let (transfer_id, size) = match channel.call(request, WALK_TIMEOUT)? {
         Response::TransferOpened { transfer_id, size_bytes, .. } => (transfer_id, size_bytes),
         Response::Error { kind: ErrorKind::TooLarge | ErrorKind::Unsupported, message } => {
-            tracing::debug!(%message, "tree diff declined; using the archive diff");
-            return Ok(None);
+            tracing::debug!(%message, "the guest agent declined the tree diff");
+            return Ok(Err(Declined(message)));
         }
         Response::Error { message, .. } => return Err(PyroError::Sandbox(message)),
         other => return Err(super::agent::unexpected("tree_diff_open", &other)),
@@ -98,7 +103,7 @@ pub fn live_diff(
     transfer::close(channel, &transfer_id);
     let answer: TreeDiffAnswer = serde_json::from_slice(&read?)
         .map_err(|e| invalid(format!("a tree diff answer that is not valid JSON: {e}")))?;
-    build(answer, &limits).map(Some)
+    build(answer, &limits).map(Ok)
 }
 
 /// Which side of a change.
@@ -295,11 +300,11 @@ mod tests {
         TreeDiffLimits { max_entries: 100, max_text_bytes: 64, max_answer_bytes: 4096 }
     }
 
-    fn run_with(agent: &mut Forged) -> Result<Option<TreeDiff>> {
+    fn run_with(agent: &mut Forged) -> Result<std::result::Result<TreeDiff, Declined>> {
         live_diff(agent, "/workspace", pyro_protocol::BASELINE_MOUNT, limits(), 100)
     }
 
-    fn run(document: serde_json::Value) -> Result<Option<TreeDiff>> {
+    fn run(document: serde_json::Value) -> Result<std::result::Result<TreeDiff, Declined>> {
         let document = serde_json::to_vec(&document).expect("json");
         run_with(&mut Forged { document, announced: None, refusal: None, capable: true })
     }
@@ -456,11 +461,11 @@ mod tests {
             let refusal = Some(Response::Error { kind, message: "no".into() });
             let mut agent =
                 Forged { document: Vec::new(), announced: None, refusal, capable: true };
-            assert!(run_with(&mut agent).expect("declined").is_none());
+            assert_eq!(run_with(&mut agent).expect("declined"), Err(Declined("no".into())));
         }
         let mut old =
             Forged { document: Vec::new(), announced: None, refusal: None, capable: false };
-        assert!(run_with(&mut old).expect("old agent").is_none());
+        assert!(run_with(&mut old).expect("old agent").is_err());
         let refusal = Some(Response::Error { kind: ErrorKind::Io, message: "disk on fire".into() });
         let mut broken = Forged { document: Vec::new(), announced: None, refusal, capable: true };
         assert!(run_with(&mut broken).expect_err("io").to_string().contains("disk on fire"));

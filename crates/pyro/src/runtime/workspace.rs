@@ -839,8 +839,18 @@ impl Runtime {
         self.require_started(&dir, &rec, "workspace_diff")?;
         let mut ch = self.channel(&dir, &rec)?;
         let d = match Self::live_diff(ch.as_mut())? {
-            Some(d) => d,
-            None => Self::archive_diff(ch.as_mut(), &dir)?,
+            Ok(d) => d,
+            // A workspace on a volume has no baseline archive: its baseline is a disk
+            // layer that only the guest can read.
+            Err(tree_diff::Declined(reason)) if !dir.baseline().exists() => {
+                return Err(PyroError::Sandbox(format!(
+                    "workspace_diff could not compare /workspace with its baseline in the \
+                     guest: {reason} (stop and start the workspace for a fresh agent and \
+                     mounts; for very large changes raise {})",
+                    crate::backend::limits::MAX_TRANSFER_ENV
+                )))
+            }
+            Err(_) => Self::archive_diff(ch.as_mut(), &dir)?,
         };
         let redactor = self.redactor(&dir);
         let mut entries = d.entries;
@@ -857,8 +867,10 @@ impl Runtime {
     }
 
     /// The tree diff in the agent, when this workspace's guest has its baseline mounted
-    /// at [`pyro_protocol::BASELINE_MOUNT`]; `None` to use the archive diff.
-    fn live_diff(channel: &mut dyn AgentChannel) -> Result<Option<diff::TreeDiff>> {
+    /// at [`pyro_protocol::BASELINE_MOUNT`]; declined: use the archive diff if any.
+    fn live_diff(
+        channel: &mut dyn AgentChannel,
+    ) -> Result<std::result::Result<diff::TreeDiff, tree_diff::Declined>> {
         // A host_compat sandbox has no baseline directory (its baseline is an archive
         // only: nothing shares its tree's lineage, so a live compare would read every
         // file anyway) and declines, as does a guest without a mounted baseline.
