@@ -51,6 +51,14 @@ pub enum SandboxError {
     /// Exec working directory is not a directory.
     #[error("exec cwd is not a directory: {0}")]
     CwdNotDirectory(String),
+    /// No streamed command has this id.
+    #[error(
+        "no streamed command with exec_id {0} (it never started, or it ended and was read to the end)"
+    )]
+    UnknownExec(String),
+    /// Too many streamed commands are kept at once.
+    #[error("{0} streamed commands are already kept; read one to its end or kill one first")]
+    TooManyExecs(usize),
     /// A base64 payload did not decode.
     #[error("invalid base64 in {field}: {source}")]
     Base64 {
@@ -90,7 +98,8 @@ impl SandboxError {
     /// Protocol error category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SandboxError::NotFound(_) => ErrorKind::NotFound,
+            SandboxError::NotFound(_) | SandboxError::UnknownExec(_) => ErrorKind::NotFound,
+            SandboxError::TooManyExecs(_) => ErrorKind::TooLarge,
             SandboxError::OutsideWorkspace(_)
             | SandboxError::ParentComponent(_)
             | SandboxError::SymlinkEscape(_)

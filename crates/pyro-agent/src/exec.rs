@@ -20,12 +20,13 @@
 use crate::error::SandboxError;
 use crate::sys;
 use base64::Engine as _;
-use pyro_protocol::ExecOutput;
+use pyro_protocol::{ExecChunk, ExecExit, ExecOutput, ExecWait};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -71,21 +72,43 @@ struct Stream {
     buf: Vec<u8>,
     truncated: bool,
     done: bool,
-    /// Set once the result was taken: further output is dropped.
+    /// Set once the command ended: further output is dropped.
     detached: bool,
+}
+
+/// How the command ended, recorded by [`supervise`].
+#[derive(Debug, Clone, Copy)]
+struct End {
+    exit_code: i32,
+    signal: Option<i32>,
+    timed_out: bool,
+    killed: bool,
+    duration_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    streams: [Stream; 2],
+    /// Set once the shell was reaped: its process group id may be reused from then on.
+    reaped: bool,
+    /// Set once the command ended and its output is complete (or the grace ran out);
+    /// `Err` when waiting for it failed.
+    end: Option<Result<End, String>>,
 }
 
 #[derive(Debug, Default)]
 struct Capture {
-    streams: Mutex<[Stream; 2]>,
+    state: Mutex<State>,
     changed: Condvar,
+    /// Set by [`Running::kill`] before it signals the group.
+    killed: AtomicBool,
 }
 
 impl Capture {
-    fn lock(&self) -> MutexGuard<'_, [Stream; 2]> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A reader thread cannot panic while holding the lock (it only copies bytes),
         // and the data stays consistent even if one did, so poisoning is ignored.
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -104,8 +127,8 @@ fn spawn_reader(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let mut streams = capture.lock();
-            let stream = &mut streams[index];
+            let mut state = capture.lock();
+            let stream = &mut state.streams[index];
             if stream.detached {
                 continue;
             }
@@ -115,8 +138,13 @@ fn spawn_reader(
             if keep < n {
                 stream.truncated = true;
             }
+            drop(state);
+            if keep > 0 {
+                // A streamed read may be waiting for output.
+                capture.changed.notify_all();
+            }
         }
-        capture.lock()[index].done = true;
+        capture.lock().streams[index].done = true;
         capture.changed.notify_all();
     })?;
     Ok(())
@@ -149,8 +177,15 @@ fn build_command(plan: &ExecPlan<'_>) -> Command {
     cmd
 }
 
-/// Run a command to completion as described in the module docs.
-pub(crate) fn run(plan: &ExecPlan<'_>) -> Result<ExecOutput, SandboxError> {
+/// A command spawned with its output readers running.
+struct Spawned {
+    child: Child,
+    pgid: u32,
+    capture: Arc<Capture>,
+    started: Instant,
+}
+
+fn spawn(plan: &ExecPlan<'_>) -> Result<Spawned, SandboxError> {
     let started = Instant::now();
     let mut child = build_command(plan).spawn().map_err(SandboxError::Spawn)?;
     let pgid = child.id();
@@ -160,47 +195,212 @@ pub(crate) fn run(plan: &ExecPlan<'_>) -> Result<ExecOutput, SandboxError> {
         kill_and_reap(pgid, child);
         return Err(SandboxError::Spawn(e));
     }
+    Ok(Spawned { child, pgid, capture, started })
+}
 
-    let (status, timed_out) = wait_with_timeout(child, pgid, plan.timeout)?;
-
+/// Wait for the command (killing its group at the timeout), then for its output up to
+/// [`PIPE_GRACE`], and record how it ended.
+fn supervise(spawned: Spawned, timeout: Duration) {
+    let Spawned { child, pgid, capture, started } = spawned;
+    let waited = wait_with_timeout(child, pgid, timeout);
     let grace_deadline = Instant::now() + PIPE_GRACE;
-    let mut streams = capture.lock();
-    while !(streams[0].done && streams[1].done) {
+    let mut state = capture.lock();
+    state.reaped = true;
+    while !(state.streams[0].done && state.streams[1].done) {
         let now = Instant::now();
         if now >= grace_deadline {
             break;
         }
-        streams = capture
+        state = capture
             .changed
-            .wait_timeout(streams, grace_deadline - now)
+            .wait_timeout(state, grace_deadline - now)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
-    for stream in streams.iter_mut() {
+    for stream in state.streams.iter_mut() {
         stream.detached = true;
     }
+    let killed = capture.killed.load(Ordering::SeqCst);
+    state.end = Some(match waited {
+        Ok((status, timed_out)) => {
+            let signal = status.signal();
+            let exit_code = if timed_out {
+                TIMEOUT_EXIT_CODE
+            } else {
+                status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
+            };
+            Ok(End {
+                exit_code,
+                signal,
+                timed_out,
+                killed: killed && !timed_out,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+        Err(e) => Err(e.to_string()),
+    });
+    drop(state);
+    capture.changed.notify_all();
+}
+
+/// Run a command to completion as described in the module docs.
+pub(crate) fn run(plan: &ExecPlan<'_>) -> Result<ExecOutput, SandboxError> {
+    let spawned = spawn(plan)?;
+    let capture = Arc::clone(&spawned.capture);
+    supervise(spawned, plan.timeout);
+    let mut state = capture.lock();
+    let end = match state.end.take() {
+        Some(Ok(end)) => end,
+        Some(Err(message)) => {
+            return Err(SandboxError::io("wait for", "/bin/sh", std::io::Error::other(message)))
+        }
+        None => {
+            return Err(SandboxError::io(
+                "wait for",
+                "/bin/sh",
+                std::io::Error::other("the command's end was not recorded"),
+            ))
+        }
+    };
     let (out, err) = {
-        let [out, err] = &mut *streams;
+        let [out, err] = &mut state.streams;
         (std::mem::take(out), std::mem::take(err))
     };
-    drop(streams);
-
-    let signal = status.signal();
-    let exit_code = if timed_out {
-        TIMEOUT_EXIT_CODE
-    } else {
-        status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
-    };
+    drop(state);
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(ExecOutput {
         stdout_b64: b64.encode(&out.buf),
         stderr_b64: b64.encode(&err.buf),
         truncated: out.truncated || err.truncated,
-        exit_code,
-        signal,
-        timed_out,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        exit_code: end.exit_code,
+        signal: end.signal,
+        timed_out: end.timed_out,
+        duration_ms: end.duration_ms,
     })
+}
+
+/// A command started by [`start`], running (or ended) in the background.
+#[derive(Debug)]
+pub(crate) struct Running {
+    capture: Arc<Capture>,
+    pgid: u32,
+    started: Instant,
+}
+
+/// Start a command with the semantics of [`run`]; its output is read with
+/// [`Running::read`] while it runs.
+pub(crate) fn start(plan: &ExecPlan<'_>) -> Result<Running, SandboxError> {
+    let spawned = spawn(plan)?;
+    let running = Running {
+        capture: Arc::clone(&spawned.capture),
+        pgid: spawned.pgid,
+        started: spawned.started,
+    };
+    let timeout = plan.timeout;
+    let pgid = spawned.pgid;
+    // The closure owns the child; if the thread cannot start, the child comes back
+    // with the error and is dropped unreaped: kill its group so nothing keeps running.
+    if let Err(e) = thread::Builder::new()
+        .name("pyro-exec-supervisor".into())
+        .spawn(move || supervise(spawned, timeout))
+    {
+        let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+        return Err(SandboxError::Spawn(e));
+    }
+    Ok(running)
+}
+
+impl Running {
+    /// Output after the offsets, waiting as `wait` says; the exit once the command
+    /// ended and nothing is left after this chunk.
+    pub(crate) fn read(
+        &self,
+        stdout_offset: u64,
+        stderr_offset: u64,
+        wait: &ExecWait,
+    ) -> Result<ExecChunk, SandboxError> {
+        let offsets =
+            [stdout_offset, stderr_offset].map(|o| usize::try_from(o).unwrap_or(usize::MAX));
+        let wait_ms = wait.wait_ms.min(pyro_protocol::EXEC_MAX_WAIT_MS);
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let max = usize::try_from(wait.max_bytes).unwrap_or(usize::MAX);
+        let mut state = self.capture.lock();
+        loop {
+            for (stream, offset) in state.streams.iter().zip(offsets) {
+                if offset > stream.buf.len() {
+                    return Err(SandboxError::Invalid(format!(
+                        "exec read offset {offset} is past the {} bytes of output",
+                        stream.buf.len()
+                    )));
+                }
+            }
+            let has_new =
+                state.streams.iter().zip(offsets).any(|(stream, offset)| stream.buf.len() > offset);
+            let now = Instant::now();
+            if state.end.is_some() || (wait.return_on_output && has_new) || now >= deadline {
+                break;
+            }
+            state = self
+                .capture
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut complete = true;
+        let mut data = [String::new(), String::new()];
+        for (i, (stream, offset)) in state.streams.iter().zip(offsets).enumerate() {
+            let end = stream.buf.len().min(offset.saturating_add(max));
+            complete &= end == stream.buf.len();
+            data[i] = b64.encode(&stream.buf[offset..end]);
+        }
+        let truncated = state.streams.iter().any(|s| s.truncated);
+        let exit = match (&state.end, complete) {
+            (Some(Ok(end)), true) => Some(ExecExit {
+                truncated,
+                exit_code: end.exit_code,
+                signal: end.signal,
+                timed_out: end.timed_out,
+                killed: end.killed,
+                duration_ms: end.duration_ms,
+            }),
+            (Some(Err(message)), _) => {
+                return Err(SandboxError::io(
+                    "wait for",
+                    "/bin/sh",
+                    std::io::Error::other(message.clone()),
+                ))
+            }
+            _ => None,
+        };
+        let [stdout_b64, stderr_b64] = data;
+        Ok(ExecChunk {
+            stdout_offset,
+            stdout_b64,
+            stderr_offset,
+            stderr_b64,
+            elapsed_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            exit,
+        })
+    }
+
+    /// Kill the command's process group, unless it already ended.
+    pub(crate) fn kill(&self) {
+        let state = self.capture.lock();
+        if !state.reaped {
+            self.capture.killed.store(true, Ordering::SeqCst);
+            // The group id stays valid until the supervisor reaps the shell; it marks
+            // the reap under this lock right after `wait` returns (the only window, a
+            // few instructions long, is between the reap and that mark).
+            let _ = sys::kill_process_group(self.pgid, libc::SIGKILL);
+        }
+    }
+
+    /// Whether the command ended.
+    pub(crate) fn ended(&self) -> bool {
+        self.capture.lock().end.is_some()
+    }
 }
 
 fn start_readers(

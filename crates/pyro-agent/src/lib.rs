@@ -56,6 +56,7 @@
 pub mod archive;
 mod error;
 mod exec;
+mod exec_streams;
 mod files;
 pub mod login_env;
 pub mod paths;
@@ -92,7 +93,24 @@ pub const CAPABILITIES: &[&str] = &[
     "clone_fixup",
     "tar_stream",
     "tree_diff",
+    "exec_stream",
 ];
+
+/// The plan of `req` in `cwd` with `base_env`.
+fn exec_plan<'a>(
+    req: &'a ExecRequest,
+    cwd: &'a Path,
+    base_env: exec::BaseEnv,
+) -> exec::ExecPlan<'a> {
+    exec::ExecPlan {
+        command: &req.command,
+        cwd,
+        base_env,
+        env: &req.env,
+        timeout: Duration::from_millis(req.timeout_ms),
+        max_output_bytes: usize::try_from(req.max_output_bytes).unwrap_or(usize::MAX),
+    }
+}
 
 /// Where a [`Sandbox`] runs, which decides the few behaviours that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +137,7 @@ pub struct Sandbox {
     login_env: login_env::LoginEnv,
     transfers: transfers::Transfers,
     baseline_dir: Option<PathBuf>,
+    execs: exec_streams::ExecStreams,
 }
 
 impl Sandbox {
@@ -141,6 +160,7 @@ impl Sandbox {
             // in guest memory.
             transfers: transfers::Transfers::new(PathBuf::from("/var/tmp/pyro-transfers")),
             baseline_dir: Some(PathBuf::from(pyro_protocol::BASELINE_MOUNT)),
+            execs: exec_streams::ExecStreams::default(),
         }
     }
 
@@ -155,6 +175,7 @@ impl Sandbox {
             login_env: login_env::LoginEnv::default(),
             transfers: transfers::Transfers::new(std::env::temp_dir()),
             baseline_dir: None,
+            execs: exec_streams::ExecStreams::default(),
         }
     }
 
@@ -213,6 +234,16 @@ impl Sandbox {
         Ok(match request {
             Request::Hello { .. } => self.hello(),
             Request::Exec(exec) => Response::Exec(self.exec(&exec)?),
+            Request::ExecStart(start) => {
+                let (cwd, base_env) = self.exec_setting(&start.exec)?;
+                let plan = exec_plan(&start.exec, &cwd, base_env);
+                Response::ExecChunk(self.execs.start(&start.exec_id, &plan, &start.wait)?)
+            }
+            Request::ExecRead(read) => Response::ExecChunk(self.execs.read(&read)?),
+            Request::ExecKill { exec_id } => {
+                self.execs.kill(&exec_id)?;
+                Response::Done
+            }
             Request::ListFiles { path, recursive } => {
                 Response::Files { entries: files::list(dir, &path, recursive)? }
             }
@@ -442,7 +473,13 @@ impl Sandbox {
     }
 
     fn exec(&self, req: &ExecRequest) -> Result<pyro_protocol::ExecOutput, SandboxError> {
-        let (cwd, base_env) = match self.mode {
+        let (cwd, base_env) = self.exec_setting(req)?;
+        exec::run(&exec_plan(req, &cwd, base_env))
+    }
+
+    /// Working directory and base environment of a command, by mode.
+    fn exec_setting(&self, req: &ExecRequest) -> Result<(PathBuf, exec::BaseEnv), SandboxError> {
+        Ok(match self.mode {
             SandboxMode::Guest => (
                 self.guest_cwd(&req.cwd)?,
                 self.login_env.get().map_or(exec::BaseEnv::Inherit, exec::BaseEnv::Login),
@@ -451,16 +488,7 @@ impl Sandbox {
                 self.host_compat_cwd(&req.cwd)?,
                 exec::BaseEnv::Clean { home: self.workspace_dir.clone() },
             ),
-        };
-        let plan = exec::ExecPlan {
-            command: &req.command,
-            cwd: &cwd,
-            base_env,
-            env: &req.env,
-            timeout: Duration::from_millis(req.timeout_ms),
-            max_output_bytes: usize::try_from(req.max_output_bytes).unwrap_or(usize::MAX),
-        };
-        exec::run(&plan)
+        })
     }
 
     /// Guest mode: any absolute directory; workspace paths go through the mapping.

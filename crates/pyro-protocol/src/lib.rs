@@ -59,6 +59,12 @@ pub const STREAM_CAPABILITY: &str = "tar_stream";
 
 /// Capability named in `hello` by agents that serve [`Request::TreeDiffOpen`] (since 1.8).
 pub const TREE_DIFF_CAPABILITY: &str = "tree_diff";
+/// Capability named in `hello` by agents that serve streamed exec
+/// ([`Request::ExecStart`], [`Request::ExecRead`], [`Request::ExecKill`]; since 1.8).
+pub const EXEC_STREAM_CAPABILITY: &str = "exec_stream";
+
+/// Longest an [`Request::ExecStart`] or [`Request::ExecRead`] waits before answering.
+pub const EXEC_MAX_WAIT_MS: u64 = 30_000;
 
 /// Guest path of the workspace tree.
 pub const WORKSPACE_ROOT: &str = "/workspace";
@@ -107,6 +113,21 @@ pub enum Request {
     },
     /// Run a command to completion.
     Exec(ExecRequest),
+    /// Start a command as [`Request::Exec`] would run it (same environment, timeout,
+    /// output caps), then answer like an [`Request::ExecRead`] from offset 0: the host
+    /// sees its output while it runs and can kill it. Answer: [`Response::ExecChunk`].
+    /// Since 1.8 (capability [`EXEC_STREAM_CAPABILITY`]).
+    ExecStart(ExecStartRequest),
+    /// Output of a started command since the given offsets, and its exit once it
+    /// ended. Answer: [`Response::ExecChunk`]. Since 1.8.
+    ExecRead(ExecReadRequest),
+    /// Kill a started command's whole process group (SIGKILL); it then ends with exit
+    /// code 137 and `killed`. Killing one that already ended is not an error. Answer:
+    /// [`Response::Done`]. Since 1.8.
+    ExecKill {
+        /// Id given in [`ExecStartRequest::exec_id`].
+        exec_id: String,
+    },
     /// List entries under a path.
     ListFiles {
         /// Directory (or single entry) to list.
@@ -401,6 +422,77 @@ pub struct ExecRequest {
     pub max_output_bytes: u64,
 }
 
+/// How to answer a streamed exec read ([`Request::ExecStart`], [`Request::ExecRead`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecWait {
+    /// Wait at most this long (capped at [`EXEC_MAX_WAIT_MS`]) for the command to end.
+    pub wait_ms: u64,
+    /// Answer as soon as any new output arrived, not only at the end or the wait.
+    pub return_on_output: bool,
+    /// Return at most this many new bytes of each stream.
+    pub max_bytes: u64,
+}
+
+/// Start a command with output streamed ([`Request::ExecStart`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecStartRequest {
+    /// Id chosen by the host (1-64 characters of `[A-Za-z0-9_-]`); must be new.
+    pub exec_id: String,
+    /// The command, as for [`Request::Exec`].
+    pub exec: ExecRequest,
+    /// How to answer.
+    pub wait: ExecWait,
+}
+
+/// Read a started command's output ([`Request::ExecRead`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecReadRequest {
+    /// Id given in [`ExecStartRequest::exec_id`].
+    pub exec_id: String,
+    /// Bytes of stdout the host already has.
+    pub stdout_offset: u64,
+    /// Bytes of stderr the host already has.
+    pub stderr_offset: u64,
+    /// How to answer.
+    pub wait: ExecWait,
+}
+
+/// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]: the output after the
+/// asked offsets, and the exit once the command ended and no output is left to send.
+/// The agent forgets the command after answering with its exit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecChunk {
+    /// Offset of `stdout_b64` in the command's stdout (the asked one).
+    pub stdout_offset: u64,
+    /// New stdout bytes, base64.
+    pub stdout_b64: String,
+    /// Offset of `stderr_b64` in the command's stderr.
+    pub stderr_offset: u64,
+    /// New stderr bytes, base64.
+    pub stderr_b64: String,
+    /// Milliseconds since the command started.
+    pub elapsed_ms: u64,
+    /// Set once the command ended and this chunk holds the last of its output.
+    pub exit: Option<ExecExit>,
+}
+
+/// How a streamed command ended (the fields of [`ExecOutput`] besides the output).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecExit {
+    /// True when stdout or stderr was cut at `max_output_bytes`.
+    pub truncated: bool,
+    /// Exit code; 124 on timeout, 128+N when killed by signal N.
+    pub exit_code: i32,
+    /// Signal that ended the process, if any.
+    pub signal: Option<i32>,
+    /// True when the timeout fired and the process group was killed.
+    pub timed_out: bool,
+    /// True when [`Request::ExecKill`] killed it.
+    pub killed: bool,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
 /// Outcome of [`Request::Exec`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -569,6 +661,8 @@ pub enum Response {
     },
     /// Answer to [`Request::Exec`].
     Exec(ExecOutput),
+    /// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]. Since 1.8.
+    ExecChunk(ExecChunk),
     /// Answer to [`Request::ListFiles`].
     Files {
         /// Entries, sorted as documented on the request.
