@@ -40,6 +40,9 @@ pub enum ErrorKind {
     LimitExceeded,
     /// pyro itself failed (host I/O, corrupt state, a bug).
     Internal,
+    /// The caller cancelled the call (MCP `notifications/cancelled`); what it ran in the
+    /// guest was stopped.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::LimitExceeded => "limit_exceeded",
             ErrorKind::Internal => "internal",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }

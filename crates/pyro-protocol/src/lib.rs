@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 8);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 9);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -60,7 +60,7 @@ pub const STREAM_CAPABILITY: &str = "tar_stream";
 /// Capability named in `hello` by agents that serve [`Request::TreeDiffOpen`] (since 1.8).
 pub const TREE_DIFF_CAPABILITY: &str = "tree_diff";
 /// Capability named in `hello` by agents that serve streamed exec
-/// ([`Request::ExecStart`], [`Request::ExecRead`], [`Request::ExecKill`]; since 1.8).
+/// ([`Request::ExecStart`], [`Request::ExecRead`], [`Request::ExecKill`]; since 1.9).
 pub const EXEC_STREAM_CAPABILITY: &str = "exec_stream";
 
 /// Longest an [`Request::ExecStart`] or [`Request::ExecRead`] waits before answering.
@@ -116,14 +116,14 @@ pub enum Request {
     /// Start a command as [`Request::Exec`] would run it (same environment, timeout,
     /// output caps), then answer like an [`Request::ExecRead`] from offset 0: the host
     /// sees its output while it runs and can kill it. Answer: [`Response::ExecChunk`].
-    /// Since 1.8 (capability [`EXEC_STREAM_CAPABILITY`]).
+    /// Since 1.9 (capability [`EXEC_STREAM_CAPABILITY`]).
     ExecStart(ExecStartRequest),
     /// Output of a started command since the given offsets, and its exit once it
-    /// ended. Answer: [`Response::ExecChunk`]. Since 1.8.
+    /// ended. Answer: [`Response::ExecChunk`]. Since 1.9.
     ExecRead(ExecReadRequest),
     /// Kill a started command's whole process group (SIGKILL); it then ends with exit
     /// code 137 and `killed`. Killing one that already ended is not an error. Answer:
-    /// [`Response::Done`]. Since 1.8.
+    /// [`Response::Done`]. Since 1.9.
     ExecKill {
         /// Id given in [`ExecStartRequest::exec_id`].
         exec_id: String,
@@ -661,7 +661,7 @@ pub enum Response {
     },
     /// Answer to [`Request::Exec`].
     Exec(ExecOutput),
-    /// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]. Since 1.8.
+    /// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]. Since 1.9.
     ExecChunk(ExecChunk),
     /// Answer to [`Request::ListFiles`].
     Files {

@@ -36,9 +36,11 @@ pub struct Pyro {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        PyroError::Backend(crate::backend::BackendError::Protocol(format!("task failed: {e}")))
-    })?
+    // A watch of the calling task (progress, cancellation) goes along.
+    let watch = crate::runtime::watch::of_task();
+    tokio::task::spawn_blocking(move || crate::runtime::watch::enter(watch, f)).await.map_err(
+        |e| PyroError::Backend(crate::backend::BackendError::Protocol(format!("task failed: {e}"))),
+    )?
 }
 
 macro_rules! by_params {

@@ -308,3 +308,74 @@ fn a_runtime_without_a_guest_backend_fails_closed() {
     let err = rt.workspace_create(WorkspaceCreateParams::new("debian:12")).expect_err("none");
     assert!(matches!(err, PyroError::GuestUnavailable { .. }), "{err}");
 }
+
+/// Sees a command's output and gives up once it has seen `stop_at`.
+#[derive(Default)]
+struct GiveUp {
+    seen: Mutex<String>,
+    phases: Mutex<Vec<String>>,
+    stop_at: &'static str,
+}
+
+impl pyro::runtime::watch::Watch for GiveUp {
+    fn phase(&self, phase: &str) {
+        self.phases.lock().unwrap_or_else(PoisonError::into_inner).push(phase.to_string());
+    }
+
+    fn output(&self, _stream: pyro::runtime::watch::OutputStream, text: &str) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).push_str(text);
+    }
+
+    fn cancelled(&self) -> bool {
+        !self.stop_at.is_empty()
+            && self.seen.lock().unwrap_or_else(PoisonError::into_inner).contains(self.stop_at)
+    }
+
+    fn wants_output(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_exec_streams_its_output_and_a_cancel_kills_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (rt, fake) = runtime(tmp.path());
+    let pyro = pyro::Pyro::with_runtime(rt);
+    let ws = pyro.workspace_create(WorkspaceCreateParams::new("debian:12")).await.expect("create");
+    let id = ws.workspace_id;
+
+    // Watched to its end: the same result as an unwatched exec, output seen on the way.
+    let watch = Arc::new(GiveUp::default());
+    let params = WorkspaceExecParams::new(&id, "echo one; echo two >&2; exit 4");
+    let out = pyro::runtime::watch::scope(watch.clone(), pyro.workspace_exec(params))
+        .await
+        .expect("watched exec");
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("one\n", "two\n", 4));
+    assert_eq!(*watch.seen.lock().unwrap_or_else(PoisonError::into_inner), "one\ntwo\n");
+    assert!(watch
+        .phases
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&"running".into()));
+    assert!(fake.count("op:exec_start") >= 1, "a watched exec is streamed");
+
+    // Given up half way: killed, and the call says so.
+    let marker = tmp.path().join("state/pid");
+    let watch = Arc::new(GiveUp { stop_at: "ready", ..GiveUp::default() });
+    let command = format!("echo $$ > {}; echo ready; exec sleep 600", marker.display());
+    let err = pyro::runtime::watch::scope(
+        watch.clone(),
+        pyro.workspace_exec(WorkspaceExecParams::new(&id, command)),
+    )
+    .await
+    .expect_err("cancelled");
+    assert!(matches!(err, PyroError::Cancelled(_)), "{err}");
+    assert!(err.to_string().contains("cancelled and killed"), "{err}");
+    assert!(fake.count("op:exec_kill") >= 1);
+    let pid = std::fs::read_to_string(&marker).expect("pid").trim().to_string();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep 600 (pid {pid}) was killed");
+    // Not in the history; the workspace is fine.
+    let logs = pyro.workspace_logs(&id).await.expect("logs");
+    assert_eq!(logs.count, 1);
+    pyro.workspace_delete(&id).await.expect("delete");
+}

@@ -102,6 +102,11 @@ pub fn answer_cap(request: &Request, limits: &GuestLimits) -> usize {
         Request::Exec(exec) => {
             base64_len(exec.max_output_bytes).saturating_mul(2).saturating_add(FRAME_SLACK)
         }
+        // A streamed exec's chunk: at most what was asked of each output.
+        Request::ExecStart(pyro_protocol::ExecStartRequest { wait, .. })
+        | Request::ExecRead(pyro_protocol::ExecReadRequest { wait, .. }) => {
+            base64_len(wait.max_bytes).saturating_mul(2).saturating_add(FRAME_SLACK)
+        }
         Request::ReadFile { max_bytes, .. } => base64_len(*max_bytes).saturating_add(FRAME_SLACK),
         Request::ExportTar { .. } | Request::ListFiles { .. } => limits.transfer_answer_cap(),
         // One chunk of a streamed transfer: what was asked, never more than a chunk.

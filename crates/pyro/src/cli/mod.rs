@@ -16,6 +16,7 @@ pub mod error;
 mod help;
 pub mod output;
 pub mod parse;
+mod stream;
 
 pub use args::Cli;
 pub use error::{CliError, ExitCode};

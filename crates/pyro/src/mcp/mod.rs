@@ -14,6 +14,7 @@
 
 mod dispatch;
 mod options;
+mod progress;
 
 pub use dispatch::{call_tool, check_profile, ToolCallError};
 pub use options::ServerOptions;
@@ -191,9 +192,17 @@ impl ServerHandler for PyroMcpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.clone().unwrap_or_default();
-        Ok(self.call(&request.name, args).await.into())
+        // Progress (with a progressToken) and cancellation travel with the call.
+        let (watch, sender) = progress::McpWatch::new(&context);
+        let call = self.call(&request.name, args);
+        let result = crate::runtime::watch::scope(Arc::new(watch), call).await;
+        if let Some(sender) = sender {
+            // The watch is gone with the call: the sender flushes and ends.
+            let _ = sender.await;
+        }
+        Ok(result.into())
     }
 }

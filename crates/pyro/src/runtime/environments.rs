@@ -257,6 +257,15 @@ impl Runtime {
 
     /// Build (or confirm) the boot assets and an environment image.
     pub fn env_pull(&self, name: &str, progress: PullProgress<'_>) -> Result<EnvironmentInfo> {
+        // Phases also go to the call's watch (MCP progress).
+        let watch = super::watch::current();
+        let mut report = |line: &str| {
+            if let Some(watch) = &watch {
+                watch.phase(line);
+            }
+            progress(line);
+        };
+        let progress: PullProgress<'_> = &mut report;
         EnvironmentCatalog::require_known(name)?;
         let entry = CATALOG
             .iter()

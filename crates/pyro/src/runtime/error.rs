@@ -50,6 +50,10 @@ pub enum PyroError {
     /// The operation needs another state.
     #[error("{0}")]
     WrongState(String),
+    /// The caller cancelled the call (an MCP `notifications/cancelled`); the message
+    /// says what was stopped.
+    #[error("{0}")]
+    Cancelled(String),
     /// No guest backend and host execution not allowed.
     #[error(
         "guest execution is unavailable: {reason}. Run `pyro doctor` to see how to install the guest \
@@ -153,6 +157,7 @@ impl PyroError {
             | PyroError::WorkspaceExpired(_)
             | PyroError::VmExpired(_) => ErrorKind::NotFound,
             PyroError::WrongState(_) => ErrorKind::WrongState,
+            PyroError::Cancelled(_) => ErrorKind::Cancelled,
             PyroError::GuestUnavailable { .. } => ErrorKind::GuestUnavailable,
             PyroError::Unsupported { .. } | PyroError::Unavailable(_) => ErrorKind::Unsupported,
             PyroError::Sandbox(_) => ErrorKind::GuestError,

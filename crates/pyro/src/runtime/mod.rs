@@ -11,6 +11,7 @@ mod disk;
 pub mod doctor;
 pub mod environments;
 mod error;
+mod exec_stream;
 pub mod fault;
 mod missing;
 pub mod patch;
@@ -27,6 +28,7 @@ pub mod transfer;
 pub mod tree_diff;
 pub mod validate;
 mod vm;
+pub mod watch;
 mod workspace;
 
 pub use doctor::DoctorReport;

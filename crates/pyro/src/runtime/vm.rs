@@ -9,7 +9,7 @@ use super::{validate, Runtime};
 use crate::backend::{BackendKind, NetworkSpec, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
-use pyro_protocol::{ExecRequest, Request, Response};
+use pyro_protocol::{ExecRequest, Response};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
@@ -138,11 +138,13 @@ impl Runtime {
         }
         let backend = self.backend(entry.backend);
         let spec = self.vm_spec(&entry);
+        super::watch::phase("booting");
         let info = if entry.record.state == VmState::Created {
             backend.create(&spec)?
         } else {
             backend.start(&spec)?
         };
+        super::watch::booted(&info);
         entry.record.state = VmState::Started;
         entry.record.accel = info.accel;
         entry.record.execution_mode = info.execution_mode;
@@ -204,14 +206,22 @@ impl Runtime {
     ) -> Result<(pyro_protocol::ExecOutput, String)> {
         let mut ch = self.backend(entry.backend).connect(&entry.dir.join("sandbox"))?;
         let cwd = self.capabilities(entry.backend).vm_exec_cwd;
-        let request = Request::Exec(ExecRequest {
+        let request = ExecRequest {
             command: p.command.clone(),
             cwd: cwd.into(),
             env: BTreeMap::new(),
             timeout_ms: p.timeout_seconds.saturating_mul(1000),
             max_output_bytes: validate::MAX_OUTPUT_BYTES,
-        });
-        let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds))? {
+        };
+        let watch = super::watch::current();
+        let redactor = super::secrets::Redactor::default();
+        let out = match super::exec_stream::run(
+            ch.as_mut(),
+            request,
+            p.timeout_seconds,
+            &redactor,
+            watch.as_deref(),
+        )? {
             Response::Exec(out) => out,
             Response::Error { kind, message } => return Err(PyroError::guest(kind, message)),
             other => return Err(unexpected("exec", &other)),

@@ -4,7 +4,7 @@ use super::agent::{self, b64, lossy, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
 use super::transfer::{self, TransferLimits};
-use super::{diff, fault, patch, review, secrets, seed, tree_diff, validate, Runtime};
+use super::{diff, fault, patch, review, secrets, seed, tree_diff, validate, watch, Runtime};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -380,13 +380,16 @@ impl Runtime {
         let result = (|| -> Result<()> {
             rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
+            watch::phase("booting");
             let info = backend.create(&self.spec(&dir, &rec))?;
+            watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("create.booted");
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
             if let Some(seed) = &mut seed {
+                watch::phase("seeding");
                 let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut seed.tar, false)?;
                 rec.workspace_seed = WorkspaceSeed {
                     mode: seed.mode.into(),
@@ -399,6 +402,7 @@ impl Runtime {
                 };
             }
             fault::point("create.seeded");
+            watch::phase("baseline");
             Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &dir.baseline())?;
             fault::point("create.baseline");
             rec.creating = None;
@@ -502,14 +506,21 @@ impl Runtime {
         if !secret_map.is_empty() {
             self.install_secrets(&dir, &rec, ch.as_mut())?;
         }
-        let request = Request::Exec(ExecRequest {
+        let request = ExecRequest {
             command: p.command.clone(),
             cwd: WORKSPACE_PATH.into(),
             env,
             timeout_ms: p.timeout_seconds.saturating_mul(1000),
             max_output_bytes: validate::MAX_OUTPUT_BYTES,
-        });
-        let out = match ch.call(request, agent::exec_deadline(p.timeout_seconds)) {
+        };
+        let watch = super::watch::current();
+        let out = match super::exec_stream::run(
+            ch.as_mut(),
+            request,
+            p.timeout_seconds,
+            &redactor,
+            watch.as_deref(),
+        ) {
             Ok(Response::Exec(out)) => out,
             Ok(Response::Error { kind, message }) => {
                 return Err(PyroError::guest(kind, redactor.redact(&message)))
@@ -517,7 +528,7 @@ impl Runtime {
             Ok(other) => return Err(redactor.redact_error(unexpected("exec", &other))),
             Err(err) => {
                 drop(ch);
-                let err = redactor.redact_error(err.into());
+                let err = redactor.redact_error(err);
                 self.note_error(&dir, &p.workspace_id, &err.to_string());
                 return Err(err);
             }
@@ -638,7 +649,9 @@ impl Runtime {
         if !backend.is_running(&dir.sandbox()) {
             Self::forget_shells(&dir);
             self.channels.forget(&dir.sandbox());
+            watch::phase("booting");
             let info = backend.start(&self.spec(&dir, &rec))?;
+            watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("start.booted");
             Self::apply_info(&mut rec, info);
@@ -1118,6 +1131,7 @@ impl Runtime {
         let backend = self.backend(rec.backend);
         self.close_all_shells(&dir, &rec);
         self.channels.forget(&dir.sandbox());
+        watch::phase("stopping");
         backend.stop(&dir.sandbox())?;
         // Recorded stopped while the disk is replaced: a reset killed from here on
         // leaves a workspace that says it is stopped (any QEMU it booted is an orphan
@@ -1127,13 +1141,16 @@ impl Runtime {
         Self::save(&dir, &rec)?;
         fault::point("reset.stopped");
         let result = (|| -> Result<pyro_protocol::ArchiveStats> {
+            watch::phase("booting");
             let info = backend.create(&self.spec(&dir, &rec))?;
+            watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("reset.booted");
             Self::apply_info(&mut rec, info);
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
+            watch::phase("restoring");
             let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut archive, true)?;
             fault::point("reset.restored");
             Ok(stats)

@@ -52,14 +52,15 @@ pub async fn run(pyro: &Pyro, args: RunArgs) -> Result<ExitCode, CliError> {
     output::note(&format!("[run] phase=execute vm_id={vm_id}"));
     let params =
         VmExecParams { vm_id: vm_id.clone(), command, timeout_seconds: args.timeout_seconds };
-    let result = match pyro.vm_exec(params).await {
+    let terminal = std::sync::Arc::new(crate::cli::stream::TerminalWatch::default());
+    let result = match pyro::runtime::watch::scope(terminal.clone(), pyro.vm_exec(params)).await {
         Ok(result) => result,
         Err(err) => {
             cleanup(pyro, &vm_id).await;
             return Err(err.into());
         }
     };
-    print_human(&result)?;
+    print_human(&result, &terminal)?;
     Ok(ExitCode::Guest(result.exit_code))
 }
 
@@ -70,9 +71,16 @@ async fn cleanup(pyro: &Pyro, vm_id: &str) {
     }
 }
 
-fn print_human(r: &VmExecResult) -> Result<(), CliError> {
-    output::stdout_text(&r.stdout)?;
-    output::stderr_text(&r.stderr);
+fn print_human(
+    r: &VmExecResult,
+    terminal: &crate::cli::stream::TerminalWatch,
+) -> Result<(), CliError> {
+    if terminal.streamed() {
+        output::stderr_text(terminal.stderr_rest(&r.stderr));
+    } else {
+        output::stdout_text(&r.stdout)?;
+        output::stderr_text(&r.stderr);
+    }
     let truncated = if r.truncated { " truncated=yes" } else { "" };
     let boot = match (r.metadata.get("boot"), r.metadata.get("boot_ms")) {
         (Some(kind), Some(ms)) => format!(" boot={kind} boot_ms={ms}"),

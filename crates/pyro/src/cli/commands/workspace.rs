@@ -149,18 +149,27 @@ pub fn exec_params(a: &WorkspaceExecArgs) -> Result<WorkspaceExecParams, CliErro
 
 async fn exec(pyro: &Pyro, a: WorkspaceExecArgs) -> Result<ExitCode, CliError> {
     let params = exec_params(&a)?;
-    let result = pyro.workspace_exec(params).await?;
     if a.out.json {
+        let result = pyro.workspace_exec(params).await?;
         output::json(&result)?;
-    } else {
-        print_exec(&result)?;
+        return Ok(ExitCode::Guest(result.exit_code));
     }
+    let terminal = std::sync::Arc::new(crate::cli::stream::TerminalWatch::default());
+    let result = pyro::runtime::watch::scope(terminal.clone(), pyro.workspace_exec(params)).await?;
+    print_exec(&result, &terminal)?;
     Ok(ExitCode::Guest(result.exit_code))
 }
 
-fn print_exec(r: &WorkspaceExecResult) -> Result<(), CliError> {
-    output::stdout_text(&r.stdout)?;
-    output::stderr_text(&r.stderr);
+fn print_exec(
+    r: &WorkspaceExecResult,
+    terminal: &crate::cli::stream::TerminalWatch,
+) -> Result<(), CliError> {
+    if terminal.streamed() {
+        output::stderr_text(terminal.stderr_rest(&r.stderr));
+    } else {
+        output::stdout_text(&r.stdout)?;
+        output::stderr_text(&r.stderr);
+    }
     let truncated = if r.truncated { " truncated=yes" } else { "" };
     output::note(&format!(
         "[workspace-exec] workspace_id={} sequence={} cwd={} execution_mode={} exit_code={} \
