@@ -188,6 +188,9 @@ impl PyroError {
             PyroError::WrongState(_) => {
                 "check the state with workspace_status (CLI: pyro workspace status)"
             }
+            PyroError::Cancelled(_) => {
+                "the command was killed and left no history entry; run it again if needed"
+            }
             PyroError::Guest { kind, .. } => return kind.hint().map(str::to_owned),
             PyroError::Backend(BackendError::Timeout(_)) => {
                 "retry; if it keeps timing out, stop and start the workspace (or reset it)"
