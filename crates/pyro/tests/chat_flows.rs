@@ -8,6 +8,8 @@
 //! so the example stops early).
 
 mod common;
+#[path = "common/output_schema.rs"]
+mod output_schema;
 
 use pyro_contract::{tools_for, Profile};
 use serde_json::{json, Map, Value};
@@ -230,6 +232,16 @@ impl Turn {
             .map_err(|_| format!("round {}: {call_id} did not succeed: {text}", self.round))?;
         if !value.is_object() {
             return Err(format!("round {}: {call_id} output is not an object: {text}", self.round));
+        }
+        // The output is the tool's structuredContent as text: it must validate against
+        // the tool's outputSchema (`call_id` is `<name>_<round>`).
+        let name = call_id.rsplit_once('_').map_or(call_id, |(name, _)| name);
+        let problems = output_schema::contract_problems(name, &value);
+        if !problems.is_empty() {
+            return Err(format!(
+                "round {}: {call_id} breaks its outputSchema: {problems:?}",
+                self.round
+            ));
         }
         Ok(value)
     }

@@ -97,6 +97,8 @@ pub enum PyroError {
         kind: ErrorKind,
         /// The redacted message.
         message: String,
+        /// The original error's hint.
+        hint: Option<String>,
     },
     /// The backend failed.
     #[error(transparent)]
@@ -192,6 +194,7 @@ impl PyroError {
                 "the command was killed and left no history entry; run it again if needed"
             }
             PyroError::Guest { kind, .. } => return kind.hint().map(str::to_owned),
+            PyroError::Redacted { hint, .. } => return hint.clone(),
             PyroError::Backend(BackendError::Timeout(_)) => {
                 "retry; if it keeps timing out, stop and start the workspace (or reset it)"
             }

@@ -300,7 +300,9 @@ impl Redactor {
         match err {
             _ if redacted == text => err,
             PyroError::Guest { kind, .. } => PyroError::Guest { kind, message: redacted },
-            other => PyroError::Redacted { kind: other.kind(), message: redacted },
+            other => {
+                PyroError::Redacted { kind: other.kind(), message: redacted, hint: other.hint() }
+            }
         }
     }
 }
