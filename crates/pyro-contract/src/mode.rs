@@ -2,8 +2,9 @@
 //! review-eval), with narrowed schemas and descriptions written for that job.
 //!
 //! A mode is built on the tools of [`crate::TOOLS`]; it adds no tool and no backend. Its
-//! rows live in [`crate::tools::MODE_TOOLS`], next to the profile column of the tool
-//! table, and name the parameters the mode keeps. A [`Surface`] is what a server
+//! rows are the `modes` section of the same `tool_table!` as the tools (built into
+//! [`crate::MODE_TOOLS`]): each names a tool by its [`crate::ToolName`] and the parameters
+//! the mode keeps. A [`Surface`] is what a server
 //! exposes: one profile or one mode, never both.
 
 use crate::profile::Profile;
