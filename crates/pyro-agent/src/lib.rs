@@ -51,7 +51,7 @@
 //!   output are held in memory and sent as one base64 line.
 //! - Names that are not valid UTF-8 are listed lossily (they cannot be addressed).
 //! - Path checks and their use are separate system calls (see [`paths`]).
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod archive;
 mod error;

@@ -11,7 +11,7 @@
 //! assert!(!core.contains(&"shell_open"));
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod error;
 mod mode;

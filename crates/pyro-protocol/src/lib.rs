@@ -23,7 +23,7 @@
 //! ignore unknown fields; an agent answers an unknown `op` with
 //! [`ErrorKind::Unsupported`] instead of dropping the connection.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

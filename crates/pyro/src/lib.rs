@@ -11,6 +11,7 @@
 //! ([`backend::host_compat`]) only happens when the caller explicitly allows it, and
 //! every result says which one ran it (`execution_mode`).
 #![deny(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod backend;
 pub mod host;
