@@ -313,6 +313,7 @@ fn a_runtime_without_a_guest_backend_fails_closed() {
 #[derive(Default)]
 struct GiveUp {
     seen: Mutex<String>,
+    stderr: Mutex<String>,
     phases: Mutex<Vec<String>>,
     stop_at: &'static str,
 }
@@ -322,8 +323,13 @@ impl pyro::runtime::watch::Watch for GiveUp {
         self.phases.lock().unwrap_or_else(PoisonError::into_inner).push(phase.to_string());
     }
 
-    fn output(&self, _stream: pyro::runtime::watch::OutputStream, text: &str) {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).push_str(text);
+    fn output(&self, stream: pyro::runtime::watch::OutputStream, text: &str) {
+        // The two pipes are read apart: only the order within each is kept.
+        let buffer = match stream {
+            pyro::runtime::watch::OutputStream::Stdout => &self.seen,
+            pyro::runtime::watch::OutputStream::Stderr => &self.stderr,
+        };
+        buffer.lock().unwrap_or_else(PoisonError::into_inner).push_str(text);
     }
 
     fn cancelled(&self) -> bool {
@@ -351,7 +357,8 @@ async fn a_watched_exec_streams_its_output_and_a_cancel_kills_it() {
         .await
         .expect("watched exec");
     assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.exit_code), ("one\n", "two\n", 4));
-    assert_eq!(*watch.seen.lock().unwrap_or_else(PoisonError::into_inner), "one\ntwo\n");
+    assert_eq!(*watch.seen.lock().unwrap_or_else(PoisonError::into_inner), "one\n");
+    assert_eq!(*watch.stderr.lock().unwrap_or_else(PoisonError::into_inner), "two\n");
     assert!(watch
         .phases
         .lock()
