@@ -69,6 +69,7 @@ pub mod shells;
 pub mod sys;
 mod transfers;
 mod tree_diff;
+pub mod volume;
 
 pub use error::SandboxError;
 pub use exec::{PIPE_GRACE, TIMEOUT_EXIT_CODE};
@@ -94,6 +95,7 @@ pub const CAPABILITIES: &[&str] = &[
     "tar_stream",
     "tree_diff",
     "exec_stream",
+    pyro_protocol::VOLUME_CAPABILITY,
 ];
 
 /// The plan of `req` in `cwd` with `base_env`.
@@ -320,6 +322,21 @@ impl Sandbox {
             },
             Request::Sync => {
                 sys::sync_all();
+                Response::Done
+            }
+            Request::MountWorkspace => {
+                self.require_guest("mounting the workspace volume")?;
+                volume::mount_workspace()?;
+                Response::Done
+            }
+            Request::FreezeWorkspace { thaw_after_ms } => {
+                self.require_guest("freezing the workspace")?;
+                volume::freeze_workspace(thaw_after_ms)?;
+                Response::Done
+            }
+            Request::ThawWorkspace => {
+                self.require_guest("thawing the workspace")?;
+                volume::thaw_workspace()?;
                 Response::Done
             }
             Request::SetClock { unix_time_ns } => {

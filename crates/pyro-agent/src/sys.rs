@@ -151,6 +151,65 @@ pub fn power_off() -> io::Error {
     err
 }
 
+/// `BLKFLSBUF` = `_IO(0x12, 97)` (linux/fs.h).
+const BLKFLSBUF: libc::c_ulong = 0x1261;
+/// `FIFREEZE` = `_IOWR('X', 119, int)` (linux/fs.h).
+const FIFREEZE: libc::c_ulong = 0xC004_5877;
+/// `FITHAW` = `_IOWR('X', 120, int)` (linux/fs.h).
+const FITHAW: libc::c_ulong = 0xC004_5878;
+
+/// Drop the page cache of the block device open as `device` (`BLKFLSBUF`); needs
+/// CAP_SYS_ADMIN.
+pub fn flush_block_buffers(device: &std::fs::File) -> io::Result<()> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(device);
+    // SAFETY: BLKFLSBUF takes no argument pointer (0 is passed); `fd` is an open file
+    // that outlives the call.
+    // JUSTIFICATION: dropping one device's cache has no std equivalent.
+    if unsafe { libc::ioctl(fd, BLKFLSBUF as _, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Freeze (`FIFREEZE`) or thaw (`FITHAW`) the file system `dir` (an open directory) is
+/// on; needs CAP_SYS_ADMIN.
+pub fn freeze_fs(dir: &std::fs::File, freeze: bool) -> io::Result<()> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(dir);
+    let request = if freeze { FIFREEZE } else { FITHAW };
+    // SAFETY: both ioctls ignore their argument (0 is passed); `fd` is an open file that
+    // outlives the call.
+    // JUSTIFICATION: std cannot freeze a file system.
+    if unsafe { libc::ioctl(fd, request as _, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mount(2)` the block device `source` (file system `fstype`) on `target` with `flags`
+/// and the option string `data`; needs CAP_SYS_ADMIN.
+pub fn mount(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> io::Result<()> {
+    let c = |s: &str| {
+        std::ffi::CString::new(s).map_err(|_| io::Error::other("NUL byte in a mount argument"))
+    };
+    let (source, target, fstype, data) = (c(source)?, c(target)?, c(fstype)?, c(data)?);
+    // SAFETY: every pointer is a NUL-terminated string alive for the whole call; the
+    // kernel copies them.
+    // JUSTIFICATION: std has no mount wrapper.
+    let rc = unsafe {
+        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), flags, data.as_ptr().cast())
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Outcome of [`wait_any_child`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reaped {

@@ -76,6 +76,21 @@ pub const WORKSPACE_ROOT: &str = "/workspace";
 /// tree compare can go stat-first.
 pub const BASELINE_MOUNT: &str = "/run/pyro-baseline";
 
+/// virtio-blk serial of the workspace volume: the writable disk mounted at
+/// [`WORKSPACE_ROOT`] (since 1.9).
+pub const WORKSPACE_VOLUME_SERIAL: &str = "pyro-workspace";
+
+/// virtio-blk serial of the read-only baseline disk mounted at [`BASELINE_MOUNT`]
+/// (since 1.9).
+pub const BASELINE_VOLUME_SERIAL: &str = "pyro-baseline";
+
+/// Capability named in `hello` by agents that serve [`Request::MountWorkspace`],
+/// [`Request::FreezeWorkspace`] and [`Request::ThawWorkspace`] (since 1.9).
+pub const VOLUME_CAPABILITY: &str = "workspace_volume";
+
+/// Longest a [`Request::FreezeWorkspace`] may keep `/workspace` frozen, in milliseconds.
+pub const MAX_FREEZE_MS: u64 = 30_000;
+
 /// Guest directory holding the installed secrets (on the `/run` tmpfs).
 pub const SECRETS_DIR: &str = "/run/pyro-secrets";
 
@@ -254,6 +269,24 @@ pub enum Request {
     },
     /// Flush guest file systems to their disks.
     Sync,
+    /// Mount the workspace volume (the virtio-blk disk whose serial is
+    /// [`WORKSPACE_VOLUME_SERIAL`]) read-write at [`WORKSPACE_ROOT`] and the baseline disk
+    /// ([`BASELINE_VOLUME_SERIAL`]) read-only (`ro,noload`) at [`BASELINE_MOUNT`]. Each
+    /// disk's page cache is dropped first (`BLKFLSBUF`): a clone inherits the cache of
+    /// the placeholder disk its template probed. Mounting what is already mounted there
+    /// is a no-op. Guest mode only. Answer: [`Response::Done`]. Since 1.9.
+    MountWorkspace,
+    /// Flush and freeze `/workspace` (`FIFREEZE`) so its disk can be copied consistently.
+    /// The agent thaws it by itself after `thaw_after_ms` (at most [`MAX_FREEZE_MS`]) if no
+    /// [`Request::ThawWorkspace`] came. Guest mode only. Answer: [`Response::Done`].
+    /// Since 1.9.
+    FreezeWorkspace {
+        /// Deadline of the freeze, in milliseconds.
+        thaw_after_ms: u64,
+    },
+    /// Thaw `/workspace` (`FITHAW`); thawing a file system that is not frozen is not an
+    /// error. Guest mode only. Answer: [`Response::Done`]. Since 1.9.
+    ThawWorkspace,
     /// Set the guest's wall clock (`CLOCK_REALTIME`) to the host's time. Sent right after a
     /// guest was cloned from a template, whose clock stopped when the template was saved.
     /// Guest mode only. Answer: [`Response::Done`]. Since 1.5.

@@ -100,7 +100,7 @@ fn pyro_killed_at_every_fault_point_leaves_a_truthful_usable_state() {
     let mut survived = Vec::new();
 
     // create: the record comes first, so every kill leaves something recognisable.
-    for point in ["create.recorded", "create.booted", "create.seeded", "create.baseline"] {
+    for point in ["create.recorded", "create.volume", "create.booted", "create.seeded"] {
         killed_at(s, point, &["workspace", "create", "debian:12-base"]);
         let gc = doctor_then_gc(s);
         assert_eq!(gc["half_made_workspaces"].as_array().map(Vec::len), Some(1), "{point}: {gc}");
@@ -131,7 +131,7 @@ fn pyro_killed_at_every_fault_point_leaves_a_truthful_usable_state() {
     survived.extend(["snapshot.exported", "snapshot.written"]);
 
     // reset: recorded stopped from the moment the VM goes down.
-    for point in ["reset.stopped", "reset.booted", "reset.restored"] {
+    for point in ["reset.stopped", "reset.overlay", "reset.booted", "reset.restored"] {
         exec_out(s, &id, "echo changed > /workspace/a.txt");
         killed_at(s, point, &["workspace", "reset", &id, "--snapshot", "s1"]);
         let (st, status) = state_of(s, &id);

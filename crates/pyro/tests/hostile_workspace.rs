@@ -208,6 +208,7 @@ fn fake_workspace(state_dir: &Path, id: &str) -> FakeSandbox {
         last_reset_at: None,
         last_error: None,
         metadata: BTreeMap::new(),
+        volume: None,
         creating: None,
     };
     state::write_json(&dir.record(), &rec).expect("record");

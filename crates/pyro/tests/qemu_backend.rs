@@ -118,6 +118,7 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
         vcpu_count: 1,
         mem_mib: 512,
         network: NetworkSpec::default(),
+        volume: None,
     };
 
     // create
@@ -275,6 +276,7 @@ fn networked_guest_publishes_a_port_on_loopback_from_a_long_sandbox_path() {
         vcpu_count: 1,
         mem_mib: 512,
         network: NetworkSpec { enabled: true, published_ports: vec![(host_port, 8000)] },
+        volume: None,
     };
     let info = backend.create(&spec).expect("create");
     assert_eq!(info.guest_ip.as_deref(), Some("10.0.2.15"));
@@ -325,6 +327,7 @@ fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
         vcpu_count: 1,
         mem_mib: 256,
         network: NetworkSpec::default(),
+        volume: None,
     };
     let started = Instant::now();
     let err = backend.create(&spec).expect_err("cannot boot in 300 ms");
@@ -367,6 +370,7 @@ fn boots_below_a_directory_the_qemu_user_cannot_search() {
         vcpu_count: 1,
         mem_mib: 512,
         network: NetworkSpec::default(),
+        volume: None,
     };
     let info = backend.create(&spec).expect("create below a 0700 directory");
     let pid: i32 = info.metadata["qemu_pid"].parse().expect("pid");

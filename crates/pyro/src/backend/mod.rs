@@ -72,6 +72,9 @@ pub struct Capabilities {
     pub raw_disk: bool,
     /// Fresh sandboxes can be cloned from templates ([`Backend::prepare_template`]).
     pub clones: bool,
+    /// `/workspace` can be a volume of disk images ([`SandboxSpec::volume`]): the runtime
+    /// seeds it on the host and takes snapshots and resets as disk layers.
+    pub volumes: bool,
     /// Working directory of one-shot VM commands (`vm_exec`, `vm_run`).
     pub vm_exec_cwd: &'static str,
 }
@@ -91,12 +94,13 @@ impl Capabilities {
             published_ports: false,
             raw_disk: false,
             clones: false,
+            volumes: false,
             vm_exec_cwd: "/workspace",
         }
     }
 
     /// A real guest with everything pyro's guest agent serves: secrets, shells,
-    /// services, network, published ports, raw disk export and clones, and
+    /// services, network, published ports, raw disk export, clones and volumes, and
     /// one-shot commands in `/root`.
     pub const fn full_guest() -> Self {
         Capabilities {
@@ -110,6 +114,7 @@ impl Capabilities {
             published_ports: true,
             raw_disk: true,
             clones: true,
+            volumes: true,
             vm_exec_cwd: "/root",
         }
     }
@@ -161,6 +166,25 @@ pub struct SandboxSpec {
     pub mem_mib: u32,
     /// Network.
     pub network: NetworkSpec,
+    /// The workspace volume to attach and mount at `/workspace`; `None`: the guest gets
+    /// placeholder disks it never mounts, and `/workspace` stays on its root disk
+    /// (one-shot VMs). Backends without disks ignore it.
+    pub volume: Option<VolumeSpec>,
+}
+
+/// The disk chain of a workspace volume (see docs/architecture.md, "Workspace volume"):
+/// an ext4 file system whose bottom is the baseline image, then frozen qcow2 layers (the
+/// named snapshots), then the writable qcow2 overlay the guest mounts at `/workspace`.
+/// Every image has the same virtual size ([`qemu::volume::volume_size_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The baseline image (raw ext4): bottom of the chain, and the read-only disk the
+    /// guest mounts at `/run/pyro-baseline`.
+    pub baseline: PathBuf,
+    /// Frozen qcow2 layers above the baseline, bottom first.
+    pub layers: Vec<PathBuf>,
+    /// The writable qcow2 overlay on top (backed by the last layer, else the baseline).
+    pub active: PathBuf,
 }
 
 /// Facts about a booted sandbox, recorded by the runtime.

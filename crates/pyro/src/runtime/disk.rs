@@ -440,6 +440,35 @@ impl Runtime {
         Ok((dir, rec, lock))
     }
 
+    /// The image that holds `parts` (of a normalised disk path) and the parts relative
+    /// to its root: the workspace volume for paths under `/workspace` of a workspace
+    /// that has one, else the root disk.
+    fn image_for(
+        &self,
+        dir: &WorkspaceDir,
+        rec: &WorkspaceRecord,
+        parts: &[String],
+    ) -> Result<(RawImage, Vec<String>)> {
+        match (&rec.volume, parts.first().map(String::as_str)) {
+            (Some(_), Some("workspace")) => Ok((self.volume_image(dir, rec)?, parts[1..].to_vec())),
+            _ => Ok((self.disk_image(dir, rec)?, parts.to_vec())),
+        }
+    }
+
+    /// Convert the workspace volume (what the guest mounts at `/workspace`) to a
+    /// temporary raw image.
+    fn volume_image(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<RawImage> {
+        let Some(vol) = &rec.volume else {
+            return Err(PyroError::invalid("this workspace has no volume"));
+        };
+        let image = RawImage {
+            path: dir.root.join(format!(".volume-{}.raw", new_id())),
+            remove_on_drop: true,
+        };
+        crate::backend::qemu::volume::export_raw(&vol.spec(dir).active, &image.path)?;
+        Ok(image)
+    }
+
     /// Convert the workspace's disk to a scrubbed temporary raw image.
     fn disk_image(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<RawImage> {
         let image = RawImage {
@@ -469,8 +498,17 @@ impl Runtime {
             path: parent.join(format!(".{name}.tmp-{}", new_id())),
             remove_on_drop: true,
         };
-        self.backend(rec.backend).export_raw_disk(&dir.sandbox(), &tmp.path)?;
-        tmp.scrub_runtime_dirs()?;
+        match &rec.volume {
+            // The files a user wants back live on the volume: its image is what mounts
+            // as `/workspace` (docs/decisions-4x.md, "Disk export of a volume").
+            Some(vol) => {
+                crate::backend::qemu::volume::export_raw(&vol.spec(&dir).active, &tmp.path)?
+            }
+            None => {
+                self.backend(rec.backend).export_raw_disk(&dir.sandbox(), &tmp.path)?;
+                tmp.scrub_runtime_dirs()?;
+            }
+        }
         if !has_ext4_magic(&tmp.path) {
             return Err(PyroError::CorruptState {
                 path: dir.sandbox(),
@@ -501,7 +539,7 @@ impl Runtime {
     pub fn workspace_disk_list(&self, p: WorkspaceFileListParams) -> Result<DiskListResult> {
         let (path, parts) = disk_path(&p.path)?;
         let (dir, rec, lock) = self.disk_workspace(&p.workspace_id, "list")?;
-        let image = self.disk_image(&dir, &rec)?;
+        let (image, parts) = self.image_for(&dir, &rec, &parts)?;
         drop(lock);
         let node = image.resolve(&path, &parts)?.ok_or_else(|| {
             PyroError::invalid(format!("workspace disk path does not exist: {path}"))
@@ -523,7 +561,7 @@ impl Runtime {
         }
         let (path, parts) = disk_path(&p.path)?;
         let (dir, rec, lock) = self.disk_workspace(&p.workspace_id, "read")?;
-        let image = self.disk_image(&dir, &rec)?;
+        let (image, parts) = self.image_for(&dir, &rec, &parts)?;
         drop(lock);
         let node = image.resolve(&path, &parts)?.ok_or_else(|| {
             PyroError::invalid(format!("workspace disk path does not exist: {path}"))

@@ -310,6 +310,7 @@ impl Runtime {
             vcpu_count: pyro_contract::params::DEFAULT_VCPU_COUNT,
             mem_mib: pyro_contract::params::DEFAULT_MEM_MIB,
             network: crate::backend::NetworkSpec::default(),
+            volume: None,
         };
         match self.backend(kind).prepare_template(&spec) {
             Ok(Some(key)) => progress(&format!("[pull] phase=template key={key} status=ready")),

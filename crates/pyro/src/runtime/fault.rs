@@ -12,12 +12,13 @@ pub const FAULT_ENV: &str = "PYRO_FAULT";
 /// Every fault point, in the order the operations reach them.
 pub const POINTS: &[&str] = &[
     "create.recorded",
+    "create.volume",
     "create.booted",
     "create.seeded",
-    "create.baseline",
     "snapshot.exported",
     "snapshot.written",
     "reset.stopped",
+    "reset.overlay",
     "reset.booted",
     "reset.restored",
     "stop.services",

@@ -28,6 +28,7 @@ pub mod transfer;
 pub mod tree_diff;
 pub mod validate;
 mod vm;
+pub mod volume;
 pub mod watch;
 mod workspace;
 

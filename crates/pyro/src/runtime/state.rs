@@ -4,8 +4,9 @@
 //! $PYRO_STATE_DIR/workspaces/<id>/
 //!     workspace.json      the record (atomic: temp file, fsync, rename)
 //!     lock                flock target serialising mutating calls
-//!     baseline.tar        /workspace right after seeding (immutable)
-//!     snapshots/<name>.tar + <name>.json
+//!     baseline.tar        /workspace right after seeding, as an archive (immutable)
+//!     volume/             the workspace volume's images (layout 2; see `volume.rs`)
+//!     snapshots/<name>.json (+ <name>.tar without a volume)
 //!     commands/NNNNNN.json  exec history (output already redacted)
 //!     sandbox/            owned by the backend (disk, sockets, pidfile / host dir)
 //! ```
@@ -37,7 +38,10 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Layout version written into every record.
-pub const LAYOUT_VERSION: u32 = 1;
+/// 2: `/workspace` is a volume of its own (`volume` in the record); records of layout 1
+/// (no volume: `/workspace` on the root disk, archives for the baseline and snapshots)
+/// keep working that way.
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Seconds since the epoch, as a float.
 pub fn now() -> f64 {
@@ -111,6 +115,10 @@ pub struct WorkspaceRecord {
     pub last_error: Option<String>,
     /// Backend details.
     pub metadata: BTreeMap<String, String>,
+    /// The workspace volume's chain (layout 2, QEMU); `None`: `/workspace` lives on the
+    /// root disk or a host directory and moves as archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<super::volume::VolumeRecord>,
     /// Set while `workspace_create` is still making the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creating: Option<CreatingMark>,
@@ -155,6 +163,10 @@ impl WorkspaceDir {
     /// The baseline archive.
     pub fn baseline(&self) -> PathBuf {
         self.root.join("baseline.tar")
+    }
+    /// The workspace volume's images (see `volume.rs`).
+    pub fn volume(&self) -> PathBuf {
+        self.root.join("volume")
     }
     /// Snapshot directory.
     pub fn snapshots(&self) -> PathBuf {

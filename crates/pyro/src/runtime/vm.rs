@@ -43,6 +43,7 @@ impl Runtime {
             vcpu_count: entry.record.vcpu_count,
             mem_mib: entry.record.mem_mib,
             network: NetworkSpec { enabled: entry.record.network_enabled, published_ports: vec![] },
+            volume: None,
         }
     }
 

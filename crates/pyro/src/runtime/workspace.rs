@@ -4,7 +4,9 @@ use super::agent::{self, b64, lossy, unexpected, QUICK};
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
 use super::transfer::{self, TransferLimits};
-use super::{diff, fault, patch, review, secrets, seed, tree_diff, validate, watch, Runtime};
+use super::{
+    diff, fault, patch, review, secrets, seed, tree_diff, validate, volume, watch, Runtime,
+};
 use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
@@ -47,6 +49,7 @@ impl Runtime {
                 enabled: rec.network_policy != NetworkPolicy::Off,
                 published_ports: Vec::new(),
             },
+            volume: rec.volume.as_ref().map(|v| v.spec(dir)),
         }
     }
 
@@ -369,6 +372,7 @@ impl Runtime {
             last_reset_at: None,
             last_error: None,
             metadata: BTreeMap::new(),
+            volume: None,
             creating: Some(state::CreatingMark::here()),
         };
         // The record comes first, marked creating, and the lock is held until the
@@ -380,6 +384,18 @@ impl Runtime {
         let result = (|| -> Result<()> {
             rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
+            // QEMU: `/workspace` is a volume whose bottom layer is the seed, made on the
+            // host; it is the baseline. host_compat: a directory, seeded over the channel.
+            let on_volume = caps.volumes;
+            if on_volume {
+                let (vol, stats) = volume::create(&self.config.cache_dir, &dir, seed.as_mut())?;
+                if let (Some(seed), Some(stats)) = (&seed, stats) {
+                    rec.workspace_seed = Self::seed_info(seed, &stats);
+                }
+                rec.volume = Some(vol);
+                Self::save(&dir, &rec)?;
+                fault::point("create.volume");
+            }
             watch::phase("booting");
             let info = backend.create(&self.spec(&dir, &rec))?;
             watch::booted(&info);
@@ -388,23 +404,19 @@ impl Runtime {
             Self::apply_info(&mut rec, info);
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
+            if on_volume {
+                fault::point("create.seeded");
+                rec.creating = None;
+                return Self::save(&dir, &rec);
+            }
             if let Some(seed) = &mut seed {
                 watch::phase("seeding");
                 let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut seed.tar, false)?;
-                rec.workspace_seed = WorkspaceSeed {
-                    mode: seed.mode.into(),
-                    seed_path: Some(seed.source.display().to_string()),
-                    destination: WORKSPACE_PATH.into(),
-                    entry_count: stats.entry_count,
-                    bytes_written: stats.bytes_written,
-                    origin_kind: seed.origin_kind.into(),
-                    origin_ref: seed.origin_ref.clone(),
-                };
+                rec.workspace_seed = Self::seed_info(seed, &stats);
             }
             fault::point("create.seeded");
             watch::phase("baseline");
             Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &dir.baseline())?;
-            fault::point("create.baseline");
             rec.creating = None;
             Self::save(&dir, &rec)
         })();
@@ -413,6 +425,18 @@ impl Runtime {
             return Err(err);
         }
         Ok(self.to_public(&dir, &rec))
+    }
+
+    fn seed_info(seed: &seed::Seed, stats: &pyro_protocol::ArchiveStats) -> WorkspaceSeed {
+        WorkspaceSeed {
+            mode: seed.mode.into(),
+            seed_path: Some(seed.source.display().to_string()),
+            destination: WORKSPACE_PATH.into(),
+            entry_count: stats.entry_count,
+            bytes_written: stats.bytes_written,
+            origin_kind: seed.origin_kind.into(),
+            origin_ref: seed.origin_ref.clone(),
+        }
     }
 
     /// List workspaces, most recently active first (expired ones are reaped first).
@@ -1126,8 +1150,16 @@ impl Runtime {
             }
             (tar, "named")
         };
-        let mut archive = File::open(&archive_path)
-            .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?;
+        // On a volume the baseline is a disk layer: no archive to restore.
+        let restore_archive = rec.volume.is_none() || kind != "baseline";
+        let mut archive = if restore_archive {
+            Some(
+                File::open(&archive_path)
+                    .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?,
+            )
+        } else {
+            None
+        };
         let backend = self.backend(rec.backend);
         self.close_all_shells(&dir, &rec);
         self.channels.forget(&dir.sandbox());
@@ -1141,6 +1173,15 @@ impl Runtime {
         Self::save(&dir, &rec)?;
         fault::point("reset.stopped");
         let result = (|| -> Result<pyro_protocol::ArchiveStats> {
+            if let Some(vol) = &mut rec.volume {
+                // A fresh, empty overlay above the baseline replaces the active one: the
+                // record names the new file before the old one is removed.
+                let old = std::mem::take(&mut vol.active);
+                vol.active = volume::new_active_over(&dir, vol, 0)?;
+                Self::save(&dir, &rec)?;
+                volume::remove_file(&dir, &old);
+                fault::point("reset.overlay");
+            }
             watch::phase("booting");
             let info = backend.create(&self.spec(&dir, &rec))?;
             watch::booted(&info);
@@ -1151,7 +1192,14 @@ impl Runtime {
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
             watch::phase("restoring");
-            let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut archive, true)?;
+            let stats = match &mut archive {
+                Some(archive) => Self::import_tar(ch.as_mut(), WORKSPACE_PATH, archive, true)?,
+                None => pyro_protocol::ArchiveStats {
+                    entry_count: rec.workspace_seed.entry_count,
+                    bytes_written: rec.workspace_seed.bytes_written,
+                    ..Default::default()
+                },
+            };
             fault::point("reset.restored");
             Ok(stats)
         })();

@@ -67,6 +67,8 @@ pub(super) struct Machine<'a> {
     pub boot: &'a BootAssets,
     pub env: &'a EnvironmentAssets,
     pub accel: Accel,
+    /// The shared empty volume image (the placeholders' bottom).
+    pub empty_volume: &'a Path,
 }
 
 impl<'a> Machine<'a> {
@@ -89,6 +91,8 @@ impl<'a> Machine<'a> {
             memory_file,
             incoming,
             credentials: confine::qemu_identity().credentials(),
+            volume: self.spec.volume.as_ref(),
+            empty_volume: self.empty_volume,
         }
     }
 
@@ -250,8 +254,10 @@ fn make_template(
     let started = Instant::now();
     launch::create_overlay(&machine.env.rootfs, &build.disk())?;
     let ram = build.ram();
-    let config =
+    let mut config =
         machine.config(build.paths(), Some(MemoryFile { path: &ram, shared: true }), false);
+    // A template never holds a workspace's volume: placeholders, never mounted.
+    config.volume = None;
     launch::validate(&config)?;
     let outcome = boot::boot(&config, boot_timeout)?;
     if !outcome.hello.capabilities.iter().any(|c| c == CLONE_CAPABILITY) {

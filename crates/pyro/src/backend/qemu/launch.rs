@@ -14,7 +14,7 @@
 //! the command line, as the guest name ([`identity_arg`]), which is how a pid is
 //! recognised as this sandbox's QEMU.
 
-use super::super::{BackendError, NetworkSpec};
+use super::super::{BackendError, NetworkSpec, VolumeSpec};
 use super::accel::accel_args;
 use super::cgroup::{self, Limits, SandboxCgroup};
 use super::confine::{self, BackingImage};
@@ -143,6 +143,26 @@ pub struct LaunchConfig<'a> {
     /// another user QEMU gets every backing image and the RAM file as inherited files
     /// (see `confine.rs`).
     pub credentials: Option<Credentials>,
+    /// The workspace volume's disks; `None`: placeholders (a fresh writable overlay in
+    /// the sandbox dir over `empty_volume`, and `empty_volume` as the baseline), which a
+    /// template and a one-shot VM get and never mount.
+    pub volume: Option<&'a VolumeSpec>,
+    /// The shared empty volume image ([`super::volume::empty_image`]).
+    pub empty_volume: &'a Path,
+}
+
+/// File name of the placeholder volume overlay in a sandbox dir.
+pub const VOLUME_PLACEHOLDER: &str = "volume-placeholder.qcow2";
+
+/// The names QEMU opens the volume's disks by (always files pyro opened for it).
+#[derive(Debug, Clone)]
+pub struct VolumeFiles {
+    /// The writable overlay.
+    pub active: PathBuf,
+    /// Its backing chain, nearest first (the baseline image last).
+    pub backing: Vec<BackingImage>,
+    /// The baseline image, for the read-only baseline disk.
+    pub baseline: PathBuf,
 }
 
 /// Guest RAM backed by a file (`memory-backend-file`).
@@ -168,17 +188,37 @@ pub struct InputFiles {
     pub backing: Vec<BackingImage>,
     /// The RAM file, when there is one.
     pub memory: Option<PathBuf>,
+    /// The volume's disks.
+    pub volume: VolumeFiles,
 }
 
 impl InputFiles {
-    /// The paths of `config` as they are.
+    /// The paths of `config` as they are, with fixed placeholder names for the volume
+    /// (whose real names are inherited files, see [`launch`]): the template key is made
+    /// from these.
     pub fn paths(config: &LaunchConfig<'_>) -> Self {
         InputFiles {
             kernel: config.kernel.to_path_buf(),
             initrd: config.initrd.to_path_buf(),
             backing: Vec::new(),
             memory: config.memory_file.map(|m| m.path.to_path_buf()),
+            volume: VolumeFiles {
+                active: PathBuf::from(VOLUME_PLACEHOLDER),
+                backing: Vec::new(),
+                baseline: PathBuf::from("/pyro-volume/baseline"),
+            },
         }
+    }
+}
+
+/// `,backing.driver=..,backing.read-only=on,backing.file.filename=..` nested for each
+/// image of `chain` (nearest first).
+fn backing_options(drive: &mut OsString, chain: &[BackingImage]) {
+    let mut prefix = String::from(",");
+    for image in chain {
+        prefix.push_str("backing.");
+        drive.push(format!("{prefix}driver={}{prefix}read-only=on", image.format));
+        drive.push(opt_path(&format!("{prefix}file.filename="), &image.path));
     }
 }
 
@@ -332,17 +372,29 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
     args.push("-drive".into());
     let mut drive =
         OsString::from(format!("file={DISK_FILE},if=none,id=root,format=qcow2,cache=writeback"));
-    let mut prefix = String::from(",");
-    for image in &files.backing {
-        prefix.push_str("backing.");
-        drive.push(format!("{prefix}driver={}{prefix}read-only=on", image.format));
-        drive.push(opt_path(&format!("{prefix}file.filename="), &image.path));
-    }
+    backing_options(&mut drive, &files.backing);
     args.push(drive);
-    args.extend(
-        ["-device", "virtio-blk-pci,drive=root", "-device", "virtio-serial-pci,id=vs0"]
-            .map(OsString::from),
-    );
+    args.extend(["-device", "virtio-blk-pci,drive=root"].map(OsString::from));
+    // The workspace volume and its baseline, found by the agent by serial. Same device
+    // line in templates (placeholders) and clones (the workspace's own chain).
+    let mut volume = opt_path("file=", &files.volume.active);
+    volume.push(",if=none,id=vol,format=qcow2,cache=writeback");
+    backing_options(&mut volume, &files.volume.backing);
+    let mut baseline = opt_path("file=", &files.volume.baseline);
+    baseline.push(",if=none,id=base,format=raw,read-only=on");
+    args.extend([
+        "-drive".into(),
+        volume,
+        "-device".into(),
+        format!("virtio-blk-pci,drive=vol,serial={}", pyro_protocol::WORKSPACE_VOLUME_SERIAL)
+            .into(),
+        "-drive".into(),
+        baseline,
+        "-device".into(),
+        format!("virtio-blk-pci,drive=base,serial={}", pyro_protocol::BASELINE_VOLUME_SERIAL)
+            .into(),
+    ]);
+    args.extend(["-device", "virtio-serial-pci,id=vs0"].map(OsString::from));
     for i in 0..config.agent_ports {
         args.push("-chardev".into());
         args.push(
@@ -523,13 +575,17 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
     let started = Instant::now();
     let kernel = open_input(config.kernel, "the guest kernel")?;
     let initrd = open_input(config.initrd, "the guest initramfs")?;
+    let mut inherit = vec![];
+    let volume = open_volume(config, &mut inherit)?;
     let mut files = InputFiles {
         kernel: fd_path(&kernel),
         initrd: fd_path(&initrd),
         backing: Vec::new(),
         memory: None,
+        volume,
     };
-    let mut inherit = vec![kernel, initrd];
+    inherit.push(kernel);
+    inherit.push(initrd);
     if let Some(credentials) = config.credentials {
         // QEMU cannot walk to these under its own uid: it gets them open.
         confine::hand_over_sandbox(paths, credentials)?;
@@ -607,6 +663,52 @@ pub fn launch(config: &LaunchConfig<'_>, deadline: Instant) -> Result<Launched, 
     }
 }
 
+/// Open the volume's disks for QEMU (into `inherit`) and name them; for placeholders,
+/// make a fresh overlay in the sandbox dir first. The writable overlay is given to the
+/// QEMU user: QEMU reopens `/proc/self/fd/<n>`, which checks the file's own permissions.
+fn open_volume(
+    config: &LaunchConfig<'_>,
+    inherit: &mut Vec<File>,
+) -> Result<VolumeFiles, BackendError> {
+    let placeholder;
+    let (active, layers, baseline): (&Path, &[PathBuf], &Path) = match config.volume {
+        Some(spec) => (&spec.active, &spec.layers, &spec.baseline),
+        None => {
+            placeholder = config.paths.dir().join(VOLUME_PLACEHOLDER);
+            super::volume::create_overlay(config.empty_volume, "raw", &placeholder)?;
+            (&placeholder, &[], config.empty_volume)
+        }
+    };
+    let active_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(active)
+        .map_err(|e| BackendError::io(format!("cannot open {}", active.display()), e))?;
+    if let Some(credentials) = config.credentials {
+        std::os::unix::fs::fchown(&active_file, Some(credentials.uid), Some(credentials.gid))
+            .map_err(|e| {
+                BackendError::io(format!("cannot give {} to the QEMU user", active.display()), e)
+            })?;
+    }
+    let mut names = VolumeFiles {
+        active: fd_path(&active_file),
+        backing: Vec::new(),
+        baseline: PathBuf::new(),
+    };
+    inherit.push(active_file);
+    for image in layers.iter().rev().map(PathBuf::as_path).chain([baseline]) {
+        let file = open_input(image, "a layer of the workspace volume")?;
+        let format = super::volume::image_format(image).to_owned();
+        names.backing.push(BackingImage { format, path: fd_path(&file) });
+        inherit.push(file);
+    }
+    let base = open_input(baseline, "the baseline image of the workspace volume")?;
+    names.baseline = fd_path(&base);
+    inherit.push(base);
+    Ok(names)
+}
+
 /// Record QEMU's pid in the sandbox dir. The dir belongs to the QEMU user, so the
 /// file is made anew with `O_EXCL` (a name QEMU left there is removed first, and a link
 /// raced into its place fails the launch instead of being followed).
@@ -656,6 +758,8 @@ mod tests {
             memory_file: None,
             incoming: false,
             credentials: None,
+            volume: None,
+            empty_volume: Path::new("/c/volume/empty-8g.ext4"),
         }
     }
 
@@ -688,7 +792,11 @@ mod tests {
         assert_eq!(value_after(&args, "-append"), [format!("{KERNEL_CMDLINE} norandmaps")]);
         assert_eq!(
             value_after(&args, "-drive"),
-            ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback"]
+            [
+                "file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback",
+                "file=volume-placeholder.qcow2,if=none,id=vol,format=qcow2,cache=writeback",
+                "file=/pyro-volume/baseline,if=none,id=base,format=raw,read-only=on"
+            ]
         );
         assert_eq!(
             value_after(&args, "-chardev"),
@@ -702,6 +810,8 @@ mod tests {
             value_after(&args, "-device"),
             [
                 "virtio-blk-pci,drive=root",
+                "virtio-blk-pci,drive=vol,serial=pyro-workspace",
+                "virtio-blk-pci,drive=base,serial=pyro-baseline",
                 "virtio-serial-pci,id=vs0",
                 "virtserialport,bus=vs0.0,chardev=agent0,name=org.pyro.agent.0",
                 "virtserialport,bus=vs0.0,chardev=agent1,name=org.pyro.agent.1",
@@ -754,7 +864,7 @@ mod tests {
         ];
         let args = strings(&qemu_args(&config, &files));
         assert_eq!(
-            value_after(&args, "-drive"),
+            value_after(&args, "-drive")[..1],
             ["file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback,\
               backing.driver=qcow2,backing.read-only=on,backing.file.filename=/proc/self/fd/7,\
               backing.backing.driver=raw,backing.backing.read-only=on,\

@@ -148,6 +148,7 @@ impl SandboxPaths {
         let mut files = self.runtime_files(agent_ports);
         files.extend((0..agent_ports).map(|i| self.agent_lock(i)));
         files.push(self.disk());
+        files.push(self.dir.join(super::launch::VOLUME_PLACEHOLDER));
         files.push(self.console_log());
         files.push(self.console_log_rotated());
         files.push(self.console_lock());

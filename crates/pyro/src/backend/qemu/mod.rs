@@ -43,6 +43,7 @@ pub mod record;
 pub mod spawn;
 pub mod template;
 pub mod usernet;
+pub mod volume;
 
 pub use accel::detect_accel;
 pub use boot::{boot_timeout, BOOT_TIMEOUT_ENV, DEFAULT_BOOT_TIMEOUT};
@@ -70,6 +71,8 @@ const STOP_SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Timeout of each QMP read and write.
 const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long mounting the workspace volume may take (connect, then the request).
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every start of a sandbox works on.
 #[derive(Clone, Copy)]
@@ -78,6 +81,7 @@ struct Start<'a> {
     spec: &'a SandboxSpec,
     boot_assets: &'a BootAssets,
     env: &'a EnvironmentAssets,
+    empty_volume: &'a Path,
     started: Instant,
 }
 
@@ -170,7 +174,7 @@ impl QemuBackend {
         cold_reason: Option<String>,
         template_dir: Option<String>,
     ) -> Result<SandboxInfo, BackendError> {
-        let Start { paths, spec, boot_assets, started, .. } = *start;
+        let Start { paths, spec, boot_assets, started, empty_volume, .. } = *start;
         let (accel, accel_reason) = detect_accel();
         let config = LaunchConfig {
             paths,
@@ -184,6 +188,8 @@ impl QemuBackend {
             memory_file: None,
             incoming: false,
             credentials: confine::qemu_identity().credentials(),
+            volume: spec.volume.as_ref(),
+            empty_volume,
         };
         launch::validate(&config)?;
         let outcome = boot::boot(&config, self.boot_timeout.unwrap_or_else(boot_timeout)).map_err(
@@ -328,6 +334,31 @@ impl QemuBackend {
         }
     }
 
+    /// Have the agent of the sandbox that just started mount its workspace volume (after
+    /// every cold boot and every clone: one path). A failure stops the guest.
+    fn mount_volume(&self, paths: &SandboxPaths) -> Result<(), BackendError> {
+        let result = (|| {
+            let mut channel = QemuChannel::connect_with_timeout(paths.dir(), MOUNT_TIMEOUT)?;
+            if !channel.supports(pyro_protocol::VOLUME_CAPABILITY) {
+                return Err(BackendError::Unsupported {
+                    backend: "qemu",
+                    operation: "workspace volumes with this guest agent (rebuild the boot assets with `scripts/setup`)".into(),
+                });
+            }
+            match channel.call(Request::MountWorkspace, MOUNT_TIMEOUT)? {
+                pyro_protocol::Response::Done => Ok(()),
+                pyro_protocol::Response::Error { message, .. } => Err(BackendError::Boot(format!(
+                    "the guest could not mount the workspace volume: {message}"
+                ))),
+                _ => Err(BackendError::Protocol("unexpected answer to mount_workspace".into())),
+            }
+        })();
+        if result.is_err() {
+            let _ = self.stop_paths(paths);
+        }
+        result
+    }
+
     /// Flush the guest's file systems, best effort.
     fn sync_guest(dir: &Path) {
         let result = QemuChannel::connect_with_timeout(dir, STOP_CONNECT_TIMEOUT)
@@ -417,21 +448,38 @@ impl Backend for QemuBackend {
         Self::forget_template(&paths);
         remove_if_exists(&paths.vm_record())?;
         let (accel, accel_reason) = detect_accel();
-        let machine = clone::Machine { spec, boot: &boot_assets, env: &env, accel };
-        let start = Start { paths: &paths, spec, boot_assets: &boot_assets, env: &env, started };
+        let empty_volume = volume::empty_image(&self.cache_dir)?;
+        let machine = clone::Machine {
+            spec,
+            boot: &boot_assets,
+            env: &env,
+            accel,
+            empty_volume: &empty_volume,
+        };
+        let start = Start {
+            paths: &paths,
+            spec,
+            boot_assets: &boot_assets,
+            env: &env,
+            empty_volume: &empty_volume,
+            started,
+        };
         let timeout = self.boot_timeout.unwrap_or_else(boot_timeout);
-        let cold_reason =
+        let info =
             match clone::start_as_clone(&self.cache_dir, &paths, &machine, timeout, self.templates)
             {
-                Ok(outcome) => {
-                    return Self::record_clone(&start, (accel, accel_reason), outcome);
+                Ok(outcome) => Self::record_clone(&start, (accel, accel_reason), outcome)?,
+                Err(cold_reason) => {
+                    let disk_started = Instant::now();
+                    launch::create_overlay(&env.rootfs, &paths.disk())?;
+                    let disk_create = disk_started.elapsed();
+                    self.boot_sandbox(&start, Some(disk_create), Some(cold_reason), None)?
                 }
-                Err(reason) => reason,
             };
-        let disk_started = Instant::now();
-        launch::create_overlay(&env.rootfs, &paths.disk())?;
-        let disk_create = disk_started.elapsed();
-        self.boot_sandbox(&start, Some(disk_create), Some(cold_reason), None)
+        if spec.volume.is_some() {
+            self.mount_volume(&paths)?;
+        }
+        Ok(info)
     }
 
     fn start(&self, spec: &SandboxSpec) -> Result<SandboxInfo, BackendError> {
@@ -468,8 +516,20 @@ impl Backend for QemuBackend {
             }
         }
         let template_dir = record.and_then(|r| r.template_dir);
-        let start = Start { paths: &paths, spec, boot_assets: &boot_assets, env: &env, started };
-        self.boot_sandbox(&start, None, None, template_dir)
+        let empty_volume = volume::empty_image(&self.cache_dir)?;
+        let start = Start {
+            paths: &paths,
+            spec,
+            boot_assets: &boot_assets,
+            env: &env,
+            empty_volume: &empty_volume,
+            started,
+        };
+        let info = self.boot_sandbox(&start, None, None, template_dir)?;
+        if spec.volume.is_some() {
+            self.mount_volume(&paths)?;
+        }
+        Ok(info)
     }
 
     fn stop(&self, dir: &Path) -> Result<(), BackendError> {
@@ -557,7 +617,14 @@ impl Backend for QemuBackend {
         let boot_assets = assets::boot_assets(&self.cache_dir)?;
         let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;
         let (accel, _) = detect_accel();
-        let machine = clone::Machine { spec, boot: &boot_assets, env: &env, accel };
+        let empty_volume = volume::empty_image(&self.cache_dir)?;
+        let machine = clone::Machine {
+            spec,
+            boot: &boot_assets,
+            env: &env,
+            accel,
+            empty_volume: &empty_volume,
+        };
         let timeout = self.boot_timeout.unwrap_or_else(boot_timeout);
         clone::prepare(&self.cache_dir, &machine, timeout).map(Some).map_err(BackendError::Boot)
     }

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Version of the template layout and recipe; part of every key.
-pub const TEMPLATE_FORMAT: u32 = 1;
+pub const TEMPLATE_FORMAT: u32 = 2;
 
 /// Environment variable: `off` (or `0`) makes every start a cold boot.
 pub const TEMPLATES_ENV: &str = "PYRO_TEMPLATES";
@@ -116,6 +116,8 @@ pub fn components(
             ),
         ),
         ("qemu".to_owned(), file_identity(&resolve_binary(qemu_binary))),
+        // The guest caches the volume disks' capacity when it probes them.
+        ("volume".to_owned(), format!("size={}", super::volume::volume_size_bytes())),
     ])
 }
 
