@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 9);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 10);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -77,15 +77,15 @@ pub const WORKSPACE_ROOT: &str = "/workspace";
 pub const BASELINE_MOUNT: &str = "/run/pyro-baseline";
 
 /// virtio-blk serial of the workspace volume: the writable disk mounted at
-/// [`WORKSPACE_ROOT`] (since 1.9).
+/// [`WORKSPACE_ROOT`] (since 1.10).
 pub const WORKSPACE_VOLUME_SERIAL: &str = "pyro-workspace";
 
 /// virtio-blk serial of the read-only baseline disk mounted at [`BASELINE_MOUNT`]
-/// (since 1.9).
+/// (since 1.10).
 pub const BASELINE_VOLUME_SERIAL: &str = "pyro-baseline";
 
 /// Capability named in `hello` by agents that serve [`Request::MountWorkspace`],
-/// [`Request::FreezeWorkspace`] and [`Request::ThawWorkspace`] (since 1.9).
+/// [`Request::FreezeWorkspace`] and [`Request::ThawWorkspace`] (since 1.10).
 pub const VOLUME_CAPABILITY: &str = "workspace_volume";
 
 /// Longest a [`Request::FreezeWorkspace`] may keep `/workspace` frozen, in milliseconds.
@@ -274,18 +274,18 @@ pub enum Request {
     /// ([`BASELINE_VOLUME_SERIAL`]) read-only (`ro,noload`) at [`BASELINE_MOUNT`]. Each
     /// disk's page cache is dropped first (`BLKFLSBUF`): a clone inherits the cache of
     /// the placeholder disk its template probed. Mounting what is already mounted there
-    /// is a no-op. Guest mode only. Answer: [`Response::Done`]. Since 1.9.
+    /// is a no-op. Guest mode only. Answer: [`Response::Done`]. Since 1.10.
     MountWorkspace,
     /// Flush and freeze `/workspace` (`FIFREEZE`) so its disk can be copied consistently.
     /// The agent thaws it by itself after `thaw_after_ms` (at most [`MAX_FREEZE_MS`]) if no
     /// [`Request::ThawWorkspace`] came. Guest mode only. Answer: [`Response::Done`].
-    /// Since 1.9.
+    /// Since 1.10.
     FreezeWorkspace {
         /// Deadline of the freeze, in milliseconds.
         thaw_after_ms: u64,
     },
     /// Thaw `/workspace` (`FITHAW`); thawing a file system that is not frozen is not an
-    /// error. Guest mode only. Answer: [`Response::Done`]. Since 1.9.
+    /// error. Guest mode only. Answer: [`Response::Done`]. Since 1.10.
     ThawWorkspace,
     /// Set the guest's wall clock (`CLOCK_REALTIME`) to the host's time. Sent right after a
     /// guest was cloned from a template, whose clock stopped when the template was saved.

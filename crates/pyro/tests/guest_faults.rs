@@ -117,18 +117,24 @@ fn pyro_killed_at_every_fault_point_leaves_a_truthful_usable_state() {
     exec_out(s, &id, "echo base > /workspace/a.txt");
 
     // snapshot
-    killed_at(s, "snapshot.exported", &["workspace", "snapshot", "create", &id, "s1"]);
-    killed_at(s, "snapshot.written", &["workspace", "snapshot", "create", &id, "s1"]);
+    // Killed with /workspace frozen: the agent thaws it by its deadline, and the overlay
+    // made for the snapshot is a stray file no record names.
+    killed_at(s, "snapshot.frozen", &["workspace", "snapshot", "create", &id, "s1"]);
     let gc = doctor_then_gc(s);
     assert_eq!(
         gc["stray_files"].as_array().map(Vec::len),
         Some(1),
-        "the half-written snapshot: {gc}"
+        "the half-made snapshot overlay: {gc}"
     );
+    assert_eq!(exec_out(s, &id, "echo thawed > /workspace/t && cat /workspace/t"), "thawed\n");
+    // Killed after the switch: the layer is in the chain, unnamed; nothing is listed.
+    killed_at(s, "snapshot.layered", &["workspace", "snapshot", "create", &id, "s1"]);
+    let gc = doctor_then_gc(s);
+    assert_eq!(gc["stray_files"].as_array().map(Vec::len), Some(0), "{gc}");
     let snapshots = json_ok(s, &["workspace", "snapshot", "list", &id]);
     assert!(!snapshots.to_string().contains("\"s1\""), "a killed snapshot is listed: {snapshots}");
     json_ok(s, &["workspace", "snapshot", "create", &id, "s1"]);
-    survived.extend(["snapshot.exported", "snapshot.written"]);
+    survived.extend(["snapshot.frozen", "snapshot.layered"]);
 
     // reset: recorded stopped from the moment the VM goes down.
     for point in ["reset.stopped", "reset.overlay", "reset.booted", "reset.restored"] {

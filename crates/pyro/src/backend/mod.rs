@@ -367,6 +367,29 @@ pub trait Backend: Send + Sync + Debug {
         Ok(Vec::new())
     }
 
+    /// Make the fresh qcow2 `overlay` the writable top of the running sandbox's workspace
+    /// volume; the former top becomes its read-only backing (a snapshot layer). The
+    /// caller froze the guest's file system. Backends without volumes (the default)
+    /// answer [`BackendError::Unsupported`].
+    fn snapshot_volume(&self, dir: &Path, overlay: &Path) -> Result<(), BackendError> {
+        let _ = (dir, overlay);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "volume snapshots".into(),
+        })
+    }
+
+    /// Copy into the running volume image `top` the data of its backing chain above
+    /// `base`, so the layers between are no longer used. The default answers
+    /// [`BackendError::Unsupported`].
+    fn merge_volume(&self, dir: &Path, top: &Path, base: &Path) -> Result<(), BackendError> {
+        let _ = (dir, top, base);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "merging volume layers".into(),
+        })
+    }
+
     /// Make sure the template fresh sandboxes of `spec` are cloned from exists (made now
     /// if missing; `spec.dir` is not used). Returns its key, or `None` for backends
     /// without templates (the default).

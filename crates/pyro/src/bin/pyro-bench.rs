@@ -10,7 +10,15 @@
 //! idle CPU and QEMU RSS per workspace (fresh, and after 60 execs); density (N idle
 //! clones that all answer an exec).
 //!
-//! Usage: pyro-bench [--runs N] [--density N] [--environment ENV] [--write PATH]
+//! Then the repo-scale table ([`repo_scale`]): create with a ~4 MB and a ~130 MB seed
+//! against its floor, diff with one change, export, snapshot create, reset and sync push,
+//! each with the peak RSS of the pyro process. `--repo-only` measures only that table.
+//!
+//! Usage: pyro-bench [--runs N] [--density N] [--environment ENV] [--repo-only]
+//!        [--write PATH]
+
+#[path = "pyro-bench/repo_scale.rs"]
+mod repo_scale;
 
 use anyhow::{bail, Context, Result};
 use pyro::backend::qemu::{accel, launch};
@@ -28,10 +36,17 @@ struct Args {
     density: usize,
     environment: String,
     write: Option<String>,
+    repo_only: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { runs: 5, density: 40, environment: "debian:12-base".into(), write: None };
+    let mut args = Args {
+        runs: 5,
+        density: 40,
+        environment: "debian:12-base".into(),
+        write: None,
+        repo_only: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -39,9 +54,10 @@ fn parse_args() -> Result<Args> {
             "--density" => args.density = it.next().context("--density N")?.parse()?,
             "--environment" => args.environment = it.next().context("--environment ENV")?,
             "--write" => args.write = Some(it.next().context("--write PATH")?),
+            "--repo-only" => args.repo_only = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: pyro-bench [--runs N] [--density N] [--environment ENV] [--write PATH]"
+                    "usage: pyro-bench [--runs N] [--density N] [--environment ENV] [--repo-only] [--write PATH]"
                 );
                 std::process::exit(0);
             }
@@ -317,6 +333,17 @@ fn main() -> Result<()> {
     let n = args.runs;
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    /// The repo-scale seeds: ~4 MB and ~130 MB of sources.
+    const REPO_SEEDS: [u64; 2] = [4_000_000, 130_000_000];
+    if args.repo_only {
+        let text = repo_scale::table(&work, &env, n, &REPO_SEEDS)?;
+        let _ = std::fs::remove_dir_all(&work);
+        println!("{text}");
+        if let Some(path) = &args.write {
+            write_doc(path, &args, &doctor, n, &text)?;
+        }
+        return Ok(());
+    }
 
     eprintln!("[bench] floor");
     rows.push(floor(n, &cache, &work)?);
@@ -522,6 +549,8 @@ fn main() -> Result<()> {
         rt.workspace_delete(&w)?;
     }
     notes.push(density);
+    eprintln!("[bench] repo-scale table");
+    let repo = repo_scale::table(&work, &env, n, &REPO_SEEDS)?;
     let _ = std::fs::remove_dir_all(&work);
 
     let floor_p50 = rows[0].p(0.5);
@@ -532,7 +561,7 @@ fn main() -> Result<()> {
         let (p50, p95) = (row.p(0.5), row.p(0.95));
         writeln!(table, "| {} | {p50:.1} | {p95:.1} | {:.3}x |", row.name, p50 / floor_p50)?;
     }
-    let mut text = format!("{table}\n{idle_table}\nDensity: {}\n", notes.join("\n"));
+    let mut text = format!("{table}\n{idle_table}\nDensity: {}\n\n{repo}", notes.join("\n"));
     text = text.replace("\n\n\n", "\n\n");
     println!("{text}");
     if let Some(path) = &args.write {

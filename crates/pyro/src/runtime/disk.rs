@@ -465,6 +465,7 @@ impl Runtime {
             path: dir.root.join(format!(".volume-{}.raw", new_id())),
             remove_on_drop: true,
         };
+        super::volume::repair_headers(dir, vol)?;
         crate::backend::qemu::volume::export_raw(&vol.spec(dir).active, &image.path)?;
         Ok(image)
     }
@@ -502,6 +503,7 @@ impl Runtime {
             // The files a user wants back live on the volume: its image is what mounts
             // as `/workspace` (docs/decisions-4x.md, "Disk export of a volume").
             Some(vol) => {
+                super::volume::repair_headers(&dir, vol)?;
                 crate::backend::qemu::volume::export_raw(&vol.spec(&dir).active, &tmp.path)?
             }
             None => {

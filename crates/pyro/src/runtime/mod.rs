@@ -29,6 +29,7 @@ pub mod tree_diff;
 pub mod validate;
 mod vm;
 pub mod volume;
+mod volume_snapshots;
 pub mod watch;
 mod workspace;
 

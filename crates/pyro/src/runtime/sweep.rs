@@ -202,6 +202,7 @@ impl Runtime {
                 stray.push(path);
             }
         }
+        stray.extend(Self::stray_volume_files(dir));
         for folder in [dir.root.clone(), dir.snapshots(), dir.commands()] {
             for entry in fs::read_dir(&folder).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();

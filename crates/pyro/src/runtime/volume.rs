@@ -27,25 +27,36 @@ use std::fs;
 use std::io::{BufWriter, Seek};
 use std::path::{Path, PathBuf};
 
-/// A frozen layer of the chain.
+/// A frozen layer: a qcow2 image nothing writes any more. A layer keeps the file name it
+/// had while it was the writable overlay (`active-<n>.qcow2`): QEMU knows a running
+/// chain's images by node names made from their file names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeLayer {
     /// File name in the volume directory.
     pub file: String,
-    /// The named snapshot this layer is (the state of `/workspace` when it was frozen).
+    /// The named snapshot this layer is (the state of `/workspace` when it was frozen);
+    /// empty while a snapshot is being taken (such a layer is data, not a snapshot).
     pub snapshot: String,
+    /// The layer below (file name); `None`: the baseline.
+    pub parent: Option<String>,
 }
 
-/// The chain of a workspace volume, as recorded.
+/// The layers of a workspace volume, as recorded. Layers form a tree (a reset onto an
+/// older snapshot starts a new branch); the running chain is the path from the active
+/// overlay down to the baseline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeRecord {
     /// The bottom: `baseline.ext4` in the volume directory, or the shared empty image
     /// (an absolute path in the cache).
     pub baseline: PathBuf,
-    /// Frozen layers above the baseline, bottom first.
+    /// Every frozen layer.
+    #[serde(default)]
     pub layers: Vec<VolumeLayer>,
     /// File name of the writable overlay in the volume directory.
     pub active: String,
+    /// The layer the active overlay is backed by (file name); `None`: the baseline.
+    #[serde(default)]
+    pub active_parent: Option<String>,
     /// Virtual size of the images (bytes).
     pub size_bytes: u64,
     /// Number used for the next file name.
@@ -53,31 +64,65 @@ pub struct VolumeRecord {
 }
 
 impl VolumeRecord {
-    /// The backend's view of the chain.
+    /// The layer stored in `file`.
+    pub fn layer(&self, file: &str) -> Option<&VolumeLayer> {
+        self.layers.iter().find(|l| l.file == file)
+    }
+
+    /// The layer of the named snapshot `name`.
+    pub fn snapshot(&self, name: &str) -> Option<&VolumeLayer> {
+        self.layers.iter().find(|l| !name.is_empty() && l.snapshot == name)
+    }
+
+    /// Layer files from the one below `parent` down to the baseline's child, bottom
+    /// first, for an image whose backing is `parent`.
+    pub fn chain_below(&self, parent: Option<&str>) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut next = parent.map(str::to_owned);
+        while let Some(file) = next {
+            if chain.contains(&file) || chain.len() > self.layers.len() {
+                break; // a cycle in a corrupt record: stop rather than loop
+            }
+            next = self.layer(&file).and_then(|l| l.parent.clone());
+            chain.push(file);
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// The backend's view of the running chain.
     pub fn spec(&self, dir: &WorkspaceDir) -> VolumeSpec {
         let vol = dir.volume();
         VolumeSpec {
             baseline: self.baseline.clone(),
-            layers: self.layers.iter().map(|l| vol.join(&l.file)).collect(),
+            layers: self
+                .chain_below(self.active_parent.as_deref())
+                .iter()
+                .map(|f| vol.join(f))
+                .collect(),
             active: vol.join(&self.active),
         }
     }
 
-    /// A fresh file name with `prefix` (`active` or `layer`).
+    /// A fresh file name with `prefix`.
     pub fn new_file(&mut self, prefix: &str) -> String {
         let n = self.next_file;
         self.next_file += 1;
         format!("{prefix}-{n}.qcow2")
     }
 
-    /// The image directly below the layer at `index` (`None`: below the active overlay)
-    /// and its format.
-    pub fn below(&self, dir: &WorkspaceDir, index: Option<usize>) -> (PathBuf, &'static str) {
-        let top = index.unwrap_or(self.layers.len());
-        match top.checked_sub(1).and_then(|i| self.layers.get(i)) {
-            Some(layer) => (dir.volume().join(&layer.file), "qcow2"),
+    /// The image `parent` names (a layer file; `None`: the baseline) and its format.
+    pub fn image(&self, dir: &WorkspaceDir, parent: Option<&str>) -> (PathBuf, &'static str) {
+        match parent {
+            Some(file) => (dir.volume().join(file), "qcow2"),
             None => (self.baseline.clone(), images::image_format(&self.baseline)),
         }
+    }
+
+    /// Whether `file` (a layer or the active overlay) is in the running chain.
+    pub fn in_running_chain(&self, file: &str) -> bool {
+        file == self.active
+            || self.chain_below(self.active_parent.as_deref()).iter().any(|f| f == file)
     }
 }
 
@@ -140,12 +185,11 @@ pub fn create(
         baseline,
         layers: Vec::new(),
         active: String::new(),
+        active_parent: None,
         size_bytes: size,
         next_file: 1,
     };
-    record.active = record.new_file("active");
-    let (below, format) = record.below(dir, None);
-    images::create_overlay(&below, format, &vol.join(&record.active)).map_err(backend_err)?;
+    record.active = new_active_over(dir, &mut record, None)?;
     Ok((record, stats))
 }
 
@@ -165,14 +209,65 @@ fn write_baseline_archive(staging: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Put a fresh, empty active overlay on top of the image below layer `above` (`None`:
-/// the current top layer; `Some(i)`: layer `i`, dropping every layer above it from the
-/// chain is the caller's business). Returns the new file name; the record is not saved.
-pub fn new_active_over(dir: &WorkspaceDir, rec: &mut VolumeRecord, top: usize) -> Result<String> {
+/// Make a fresh, empty overlay file above `parent` (a layer file; `None`: the
+/// baseline) and return its name; the record is not saved and does not name it yet.
+pub fn new_active_over(
+    dir: &WorkspaceDir,
+    rec: &mut VolumeRecord,
+    parent: Option<&str>,
+) -> Result<String> {
     let file = rec.new_file("active");
-    let (below, format) = rec.below(dir, Some(top));
+    let (below, format) = rec.image(dir, parent);
     images::create_overlay(&below, format, &dir.volume().join(&file)).map_err(backend_err)?;
     Ok(file)
+}
+
+/// A `json:` image name for the image `parent` names (a layer file; `None`: the
+/// baseline) with its whole chain spelt out, so `qemu-img` never follows a header a
+/// running QEMU may have rewritten.
+pub fn chain_spec(dir: &WorkspaceDir, rec: &VolumeRecord, parent: Option<&str>) -> String {
+    let file = |path: &Path| serde_json::json!({ "driver": "file", "filename": path });
+    let mut spec = serde_json::json!({
+        "driver": images::image_format(&rec.baseline),
+        "file": file(&rec.baseline),
+    });
+    let Some(parent) = parent else { return format!("json:{spec}") };
+    let mut chain = rec.chain_below(rec.layer(parent).and_then(|l| l.parent.as_deref()));
+    chain.push(parent.to_owned());
+    for layer in chain {
+        spec = serde_json::json!({
+            "driver": "qcow2",
+            "file": file(&dir.volume().join(layer)),
+            "backing": spec,
+        });
+    }
+    format!("json:{spec}")
+}
+
+/// Put the real paths of the images below back into the headers of every qcow2 in the
+/// volume (QEMU leaves `/proc/self/fd/<n>` there after merging running layers). Only on
+/// a stopped workspace, before offline tools follow the headers.
+pub fn repair_headers(dir: &WorkspaceDir, rec: &VolumeRecord) -> Result<()> {
+    let vol = dir.volume();
+    let mut images_and_parents: Vec<(&str, Option<&str>)> =
+        rec.layers.iter().map(|l| (l.file.as_str(), l.parent.as_deref())).collect();
+    images_and_parents.push((rec.active.as_str(), rec.active_parent.as_deref()));
+    for (file, parent) in images_and_parents {
+        let (below, format) = rec.image(dir, parent);
+        images::set_backing_header(&vol.join(file), &below, format).map_err(backend_err)?;
+    }
+    Ok(())
+}
+
+/// Remove a volume file and free its space even while a running QEMU still holds a
+/// descriptor of it (the ones it inherited at boot): truncate first, then unlink.
+/// Only for files no chain uses any more. Missing: not an error.
+pub fn discard_file(dir: &WorkspaceDir, name: &str) {
+    let path = dir.volume().join(name);
+    if let Ok(file) = fs::OpenOptions::new().write(true).open(&path) {
+        let _ = file.set_len(0);
+    }
+    remove_file(dir, name);
 }
 
 /// Remove a file of the volume directory (missing: not an error).

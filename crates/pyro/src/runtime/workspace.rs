@@ -1053,25 +1053,29 @@ impl Runtime {
                 p.snapshot_name, p.workspace_id
             )));
         }
-        let mut ch = self.channel(&dir, &rec)?;
         fs::create_dir_all(dir.snapshots()).map_err(|e| {
             PyroError::io("could not create snapshot directory", dir.snapshots(), e)
         })?;
-        let stats = Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &tar_path)?.stats;
-        drop(ch);
-        fault::point("snapshot.exported");
-        fault::point("snapshot.written");
-        let info = SnapshotInfo {
-            workspace_id: p.workspace_id.clone(),
-            snapshot_name: p.snapshot_name.clone(),
-            kind: "named".into(),
-            created_at: now(),
-            entry_count: stats.entry_count,
-            bytes_written: stats.bytes_written,
-            deletable: true,
-        };
-        state::write_json(&json_path, &info)?;
         let mut rec = rec;
+        let info = if rec.volume.is_some() {
+            // A layer of the volume: costs the same whatever /workspace holds.
+            self.volume_snapshot_create(&dir, &mut rec, &p.snapshot_name)?
+        } else {
+            let mut ch = self.channel(&dir, &rec)?;
+            let stats = Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &tar_path)?.stats;
+            drop(ch);
+            let info = SnapshotInfo {
+                workspace_id: p.workspace_id.clone(),
+                snapshot_name: p.snapshot_name.clone(),
+                kind: "named".into(),
+                created_at: now(),
+                entry_count: stats.entry_count,
+                bytes_written: stats.bytes_written,
+                deletable: true,
+            };
+            state::write_json(&json_path, &info)?;
+            info
+        };
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
         let snapshot_name = review::cut(&info.snapshot_name);
@@ -1111,18 +1115,29 @@ impl Runtime {
             return Err(PyroError::invalid("cannot delete the baseline snapshot"));
         }
         validate::object_name("snapshot_name", &p.snapshot_name)?;
-        let Locked { dir, guard: _lock, .. } = self.lock_workspace(&p.workspace_id)?;
+        let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
+        let mut rec = rec;
         let (tar_path, json_path) = Self::snapshot_path(&dir, &p.snapshot_name);
-        if !json_path.exists() {
+        // A layer still named after a snapshot whose JSON is gone belongs to a delete
+        // that died half way: deleting it again finishes the job.
+        let half_deleted =
+            rec.volume.as_ref().is_some_and(|v| v.snapshot(&p.snapshot_name).is_some());
+        if !json_path.exists() && !half_deleted {
             return Err(PyroError::UnknownSnapshot {
                 workspace_id: p.workspace_id,
                 name: p.snapshot_name,
             });
         }
-        fs::remove_file(&json_path)
-            .map_err(|e| PyroError::io("could not delete", &json_path, e))?;
+        match fs::remove_file(&json_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(PyroError::io("could not delete", &json_path, e))
+            }
+            _ => {}
+        }
         let _ = fs::remove_file(&tar_path);
-        let (_, mut rec) = self.load(&p.workspace_id)?;
+        if rec.volume.is_some() {
+            self.volume_snapshot_delete(&dir, &mut rec, &p.snapshot_name)?;
+        }
         rec.last_activity_at = now();
         Self::save(&dir, &rec)?;
         let snapshot_name = review::cut(&p.snapshot_name);
@@ -1150,9 +1165,25 @@ impl Runtime {
             }
             (tar, "named")
         };
-        // On a volume the baseline is a disk layer: no archive to restore.
-        let restore_archive = rec.volume.is_none() || kind != "baseline";
-        let mut archive = if restore_archive {
+        // On a volume the baseline and every snapshot are disk layers: a new overlay
+        // above the chosen one, nothing to import. `(layer, entries, bytes)`.
+        let onto = match &rec.volume {
+            None => None,
+            Some(_) if kind == "baseline" => {
+                Some((None, rec.workspace_seed.entry_count, rec.workspace_seed.bytes_written))
+            }
+            Some(vol) => {
+                let info: SnapshotInfo = state::read_json(&archive_path.with_extension("json"))?;
+                let layer = Self::volume_snapshot_layer(vol, &p.snapshot).ok_or_else(|| {
+                    PyroError::CorruptState {
+                        path: dir.volume(),
+                        message: format!("snapshot '{}' has no layer in the volume", p.snapshot),
+                    }
+                })?;
+                Some((Some(layer), info.entry_count, info.bytes_written))
+            }
+        };
+        let mut archive = if onto.is_none() {
             Some(
                 File::open(&archive_path)
                     .map_err(|e| PyroError::io("could not read snapshot", &archive_path, e))?,
@@ -1176,8 +1207,12 @@ impl Runtime {
             if let Some(vol) = &mut rec.volume {
                 // A fresh, empty overlay above the baseline replaces the active one: the
                 // record names the new file before the old one is removed.
+                // QEMU is gone: put true backing names back into the layers' headers.
+                volume::repair_headers(&dir, vol)?;
+                let parent = onto.as_ref().and_then(|(layer, _, _)| layer.clone());
                 let old = std::mem::take(&mut vol.active);
-                vol.active = volume::new_active_over(&dir, vol, 0)?;
+                vol.active = volume::new_active_over(&dir, vol, parent.as_deref())?;
+                vol.active_parent = parent;
                 Self::save(&dir, &rec)?;
                 volume::remove_file(&dir, &old);
                 fault::point("reset.overlay");
@@ -1195,8 +1230,8 @@ impl Runtime {
             let stats = match &mut archive {
                 Some(archive) => Self::import_tar(ch.as_mut(), WORKSPACE_PATH, archive, true)?,
                 None => pyro_protocol::ArchiveStats {
-                    entry_count: rec.workspace_seed.entry_count,
-                    bytes_written: rec.workspace_seed.bytes_written,
+                    entry_count: onto.as_ref().map_or(0, |o| o.1),
+                    bytes_written: onto.as_ref().map_or(0, |o| o.2),
                     ..Default::default()
                 },
             };

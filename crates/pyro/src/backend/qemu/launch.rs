@@ -161,6 +161,9 @@ pub struct VolumeFiles {
     pub active: PathBuf,
     /// Its backing chain, nearest first (the baseline image last).
     pub backing: Vec<BackingImage>,
+    /// QMP node names of the overlay, then of each backing image
+    /// ([`super::volume::node_name`]), for snapshots and merges of the running chain.
+    pub node_names: Vec<String>,
     /// The baseline image, for the read-only baseline disk.
     pub baseline: PathBuf,
 }
@@ -205,6 +208,7 @@ impl InputFiles {
             volume: VolumeFiles {
                 active: PathBuf::from(VOLUME_PLACEHOLDER),
                 backing: Vec::new(),
+                node_names: vec![super::volume::node_name(Path::new(VOLUME_PLACEHOLDER))],
                 baseline: PathBuf::from("/pyro-volume/baseline"),
             },
         }
@@ -212,12 +216,16 @@ impl InputFiles {
 }
 
 /// `,backing.driver=..,backing.read-only=on,backing.file.filename=..` nested for each
-/// image of `chain` (nearest first).
-fn backing_options(drive: &mut OsString, chain: &[BackingImage]) {
+/// image of `chain` (nearest first), with `backing.node-name=` from `node_names` where
+/// given.
+fn backing_options(drive: &mut OsString, chain: &[BackingImage], node_names: &[String]) {
     let mut prefix = String::from(",");
-    for image in chain {
+    for (i, image) in chain.iter().enumerate() {
         prefix.push_str("backing.");
         drive.push(format!("{prefix}driver={}{prefix}read-only=on", image.format));
+        if let Some(name) = node_names.get(i) {
+            drive.push(format!("{prefix}node-name={name}"));
+        }
         drive.push(opt_path(&format!("{prefix}file.filename="), &image.path));
     }
 }
@@ -372,14 +380,18 @@ pub fn qemu_args(config: &LaunchConfig<'_>, files: &InputFiles) -> Vec<OsString>
     args.push("-drive".into());
     let mut drive =
         OsString::from(format!("file={DISK_FILE},if=none,id=root,format=qcow2,cache=writeback"));
-    backing_options(&mut drive, &files.backing);
+    backing_options(&mut drive, &files.backing, &[]);
     args.push(drive);
     args.extend(["-device", "virtio-blk-pci,drive=root"].map(OsString::from));
     // The workspace volume and its baseline, found by the agent by serial. Same device
     // line in templates (placeholders) and clones (the workspace's own chain).
     let mut volume = opt_path("file=", &files.volume.active);
     volume.push(",if=none,id=vol,format=qcow2,cache=writeback");
-    backing_options(&mut volume, &files.volume.backing);
+    let names = &files.volume.node_names;
+    if let Some(top) = names.first() {
+        volume.push(format!(",node-name={top}"));
+    }
+    backing_options(&mut volume, &files.volume.backing, names.get(1..).unwrap_or_default());
     let mut baseline = opt_path("file=", &files.volume.baseline);
     baseline.push(",if=none,id=base,format=raw,read-only=on");
     args.extend([
@@ -694,6 +706,7 @@ fn open_volume(
     let mut names = VolumeFiles {
         active: fd_path(&active_file),
         backing: Vec::new(),
+        node_names: vec![super::volume::node_name(active)],
         baseline: PathBuf::new(),
     };
     inherit.push(active_file);
@@ -701,6 +714,7 @@ fn open_volume(
         let file = open_input(image, "a layer of the workspace volume")?;
         let format = super::volume::image_format(image).to_owned();
         names.backing.push(BackingImage { format, path: fd_path(&file) });
+        names.node_names.push(super::volume::node_name(image));
         inherit.push(file);
     }
     let base = open_input(baseline, "the baseline image of the workspace volume")?;
@@ -794,7 +808,8 @@ mod tests {
             value_after(&args, "-drive"),
             [
                 "file=disk.qcow2,if=none,id=root,format=qcow2,cache=writeback",
-                "file=volume-placeholder.qcow2,if=none,id=vol,format=qcow2,cache=writeback",
+                "file=volume-placeholder.qcow2,if=none,id=vol,format=qcow2,cache=writeback,\
+                 node-name=volume-placeholder",
                 "file=/pyro-volume/baseline,if=none,id=base,format=raw,read-only=on"
             ]
         );

@@ -613,6 +613,20 @@ impl Backend for QemuBackend {
         disk::export_raw(&SandboxPaths::new(dir)?, output)
     }
 
+    fn snapshot_volume(&self, dir: &Path, overlay: &Path) -> Result<(), BackendError> {
+        let mut qmp = self.qmp(dir)?;
+        volume::snapshot_running(&mut qmp, overlay, confine::qemu_identity().credentials())
+    }
+
+    fn merge_volume(&self, dir: &Path, top: &Path, base: &Path) -> Result<(), BackendError> {
+        let paths = SandboxPaths::new(dir)?;
+        if process::qemu_pid(&paths).is_none() {
+            return Err(BackendError::NotRunning);
+        }
+        let mut qmp = QmpClient::connect(&paths.qmp_socket(), Duration::from_secs(30))?;
+        volume::stream_running(&mut qmp, top, base)
+    }
+
     fn prepare_template(&self, spec: &SandboxSpec) -> Result<Option<String>, BackendError> {
         let boot_assets = assets::boot_assets(&self.cache_dir)?;
         let env = assets::environment_assets(&self.cache_dir, &spec.environment)?;

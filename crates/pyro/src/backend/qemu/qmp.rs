@@ -120,6 +120,20 @@ impl QmpClient {
         self.execute_passing("getfd", Some(json!({ "fdname": fdname })), Some(fd)).map(|_| ())
     }
 
+    /// Pass `fd` to QEMU with `add-fd` (a new fd set); returns `(fdset_id, fd)`, the
+    /// set's id and the descriptor number the file has inside QEMU.
+    pub fn add_fd(&mut self, fd: BorrowedFd<'_>) -> Result<(u64, u64), QmpError> {
+        let reply = self.execute_passing("add-fd", None, Some(fd))?;
+        let field = |name: &str| {
+            reply.get(name).and_then(Value::as_u64).ok_or_else(|| QmpError::Command {
+                command: "add-fd".into(),
+                class: "BadReply".into(),
+                desc: format!("no {name} in {reply}"),
+            })
+        };
+        Ok((field("fdset-id")?, field("fd")?))
+    }
+
     fn execute_passing(
         &mut self,
         command: &str,

@@ -135,7 +135,9 @@ pub fn create_overlay(
     remove_if_exists(overlay)?;
     let size = volume_size_bytes().to_string();
     let output = run_qemu_img(|c| {
-        c.args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b"])
+        // `-u`: do not open the backing chain (a running QEMU may have written a
+        // descriptor name into a layer's header; pyro names every image explicitly).
+        c.args(["create", "-q", "-u", "-f", "qcow2", "-F", backing_format, "-b"])
             .arg(backing)
             .arg(overlay)
             .arg(&size);
@@ -174,4 +176,138 @@ pub fn export_raw(active: &Path, output: &Path) -> Result<(), BackendError> {
         return Err(tool_error(&format!("qemu-img convert {}", active.display()), &result));
     }
     Ok(())
+}
+
+/// The QMP node name of a volume image: its file stem (`active-3`, `layer-2`,
+/// `baseline`, `empty-8g`), kept to what QEMU accepts (a letter first, then letters,
+/// digits, `-`, `_`, `.`; at most 31 bytes).
+pub fn node_name(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert(0, 'v');
+    }
+    name.truncate(31);
+    name
+}
+
+/// Rewrite the backing file name in the header of the qcow2 `image` to `backing`
+/// (format `format`) without touching data (`qemu-img rebase -u`). QEMU writes
+/// `/proc/self/fd/<n>` names there when it merges layers of a running chain; pyro puts
+/// the real paths back before any offline tool follows the headers.
+pub fn set_backing_header(image: &Path, backing: &Path, format: &str) -> Result<(), BackendError> {
+    let output = run_qemu_img(|c| {
+        c.args(["rebase", "-q", "-u", "-f", "qcow2", "-F", format, "-b"]).arg(backing).arg(image);
+    })?;
+    if !output.status.success() {
+        return Err(tool_error(&format!("qemu-img rebase -u {}", image.display()), &output));
+    }
+    Ok(())
+}
+
+/// Make the qcow2 `image` (its header naming its current backing correctly) backed by
+/// `backing` instead, copying into it whatever differs between the two chains
+/// (`qemu-img rebase`, safe mode). Offline only: no QEMU may have `image` open.
+pub fn rebase_onto(image: &Path, backing: &Path, format: &str) -> Result<(), BackendError> {
+    let output = run_qemu_img(|c| {
+        c.args(["rebase", "-q", "-f", "qcow2", "-F", format, "-b"]).arg(backing).arg(image);
+    })?;
+    if !output.status.success() {
+        return Err(tool_error(&format!("qemu-img rebase {}", image.display()), &output));
+    }
+    Ok(())
+}
+
+/// Longest a merge of running volume layers (`block-stream`) may take.
+const STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Make the fresh qcow2 `overlay` the writable top of the running volume: QMP `add-fd`
+/// (QEMU cannot reach the volume directory by path), `blockdev-add` with no backing,
+/// `blockdev-snapshot` (the former top becomes the overlay's read-only backing), then
+/// the fd set is dropped (the node holds its own descriptor).
+pub fn snapshot_running(
+    qmp: &mut super::qmp::QmpClient,
+    overlay: &Path,
+    credentials: Option<super::spawn::Credentials>,
+) -> Result<(), BackendError> {
+    use serde_json::json;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(overlay)
+        .map_err(|e| BackendError::io(format!("cannot open {}", overlay.display()), e))?;
+    if let Some(c) = credentials {
+        std::os::unix::fs::fchown(&file, Some(c.uid), Some(c.gid)).map_err(|e| {
+            BackendError::io(format!("cannot give {} to the QEMU user", overlay.display()), e)
+        })?;
+    }
+    let (set, fd) = qmp.add_fd(file.as_fd())?;
+    let node = node_name(overlay);
+    let added = qmp.execute(
+        "blockdev-add",
+        Some(json!({
+            "driver": "qcow2",
+            "node-name": node,
+            "file": { "driver": "file", "filename": format!("/proc/self/fd/{fd}") },
+            "backing": null,
+        })),
+    );
+    let _ = qmp.execute("remove-fd", Some(json!({ "fdset-id": set })));
+    added?;
+    if let Err(e) =
+        qmp.execute("blockdev-snapshot", Some(json!({ "node": "vol", "overlay": node })))
+    {
+        let _ = qmp.execute("blockdev-del", Some(json!({ "node-name": node })));
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Merge into the running volume image `top` the data of its backing chain above
+/// `base` (QMP `block-stream`), so the layers between drop out of the chain; waits for
+/// the job. `top` and `base` are volume images, named as [`node_name`] names them.
+pub fn stream_running(
+    qmp: &mut super::qmp::QmpClient,
+    top: &Path,
+    base: &Path,
+) -> Result<(), BackendError> {
+    use serde_json::{json, Value};
+    let job = format!("pyro-merge-{}", node_name(top));
+    qmp.execute(
+        "block-stream",
+        Some(json!({
+            "job-id": job,
+            "device": node_name(top),
+            "base-node": node_name(base),
+            "auto-dismiss": false,
+        })),
+    )?;
+    let deadline = std::time::Instant::now() + STREAM_TIMEOUT;
+    loop {
+        let jobs = qmp.execute("query-jobs", None)?;
+        let ours = jobs
+            .as_array()
+            .and_then(|all| all.iter().find(|j| j.get("id").and_then(Value::as_str) == Some(&job)))
+            .cloned();
+        let status = ours.as_ref().and_then(|j| j.get("status")).and_then(Value::as_str);
+        if status == Some("concluded") || ours.is_none() {
+            let error = ours.as_ref().and_then(|j| j.get("error")).and_then(Value::as_str);
+            let _ = qmp.execute("job-dismiss", Some(json!({ "id": job })));
+            return match error {
+                Some(e) => Err(BackendError::Boot(format!("merging volume layers failed: {e}"))),
+                None => Ok(()),
+            };
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = qmp.execute("job-cancel", Some(json!({ "id": job })));
+            return Err(BackendError::Timeout(STREAM_TIMEOUT));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
