@@ -381,8 +381,8 @@ fn lean(node: &Value, defs: &serde_json::Map<String, Value>, depth: usize) -> Va
 /// The macro hands the rows to `$callback`, so other crates can generate from the same
 /// rows; this crate builds [`TOOLS`], [`ToolName`], [`ToolCall`], [`ToolOutput`] and
 /// [`MODE_TOOLS`] from it. Adding a tool is one row here, its runtime code, its SDK method (a test in pyro's
-/// `sdk.rs` checks it), one arm in pyro's `mcp/dispatch.rs` (the `match` is exhaustive,
-/// so a missing arm does not compile) and its CLI command (the parity test in pyro's CLI
+/// `sdk.rs` checks it), one arm in `pyro::Pyro::call` (the `match` is exhaustive, so a
+/// missing arm does not compile) and its CLI command (the parity test in pyro's CLI
 /// fails without it); see docs/architecture.md.
 #[macro_export]
 macro_rules! tool_table {

@@ -21,6 +21,9 @@ pub mod runtime;
 mod sdk;
 
 pub use mcp::{PyroMcpServer, ServerOptions};
-pub use pyro_contract::{openai, params, results, Mode, Profile, Surface};
+pub use pyro_contract::{
+    openai, params, results, ErrorKind, ErrorReport, Mode, Profile, Surface, ToolCall, ToolName,
+    ToolOutput,
+};
 pub use runtime::{PyroError, Runtime, RuntimeConfig};
 pub use sdk::{create_server, Pyro};

@@ -27,6 +27,7 @@ use crate::runtime::{
 };
 use pyro_contract::params::*;
 use pyro_contract::results::*;
+use pyro_contract::{ToolCall, ToolOutput};
 use std::sync::Arc;
 
 /// The pyro SDK. Cheap to clone; clones share one runtime.
@@ -259,6 +260,88 @@ impl Pyro {
     }
 }
 
+/// Every tool of the contract as one typed call.
+impl Pyro {
+    /// Run one tool call: `call` holds the tool's parsed parameters, the answer is the
+    /// tool's typed result (what MCP's `structuredContent` and the CLI's `--json` show).
+    /// This is what `pyro mcp serve` runs; the `match` is exhaustive, so a tool of the
+    /// contract without an SDK method here does not compile, and each arm's
+    /// [`ToolOutput`] variant fixes the result type its `outputSchema` promises.
+    ///
+    /// ```no_run
+    /// use pyro::{Pyro, ToolCall, ToolOutput};
+    /// use pyro::params::NoParams;
+    ///
+    /// # async fn demo(pyro: Pyro) -> Result<(), pyro::PyroError> {
+    /// let ToolOutput::WorkspaceList(list) = pyro.call(ToolCall::WorkspaceList(NoParams {})).await?
+    /// else { unreachable!("workspace_list answers with its list") };
+    /// println!("{} workspaces", list.count);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, call: ToolCall) -> Result<ToolOutput> {
+        use ToolCall as C;
+        use ToolOutput as O;
+        Ok(match call {
+            C::VmRun(p) => O::VmRun(self.vm_run(p).await?),
+            C::VmListEnvironments(NoParams {}) => {
+                O::VmListEnvironments(EnvironmentList { result: self.env_list().await? })
+            }
+            C::VmCreate(p) => O::VmCreate(self.vm_create(p).await?),
+            C::VmStart(p) => O::VmStart(self.vm_start(p.vm_id).await?),
+            C::VmExec(p) => O::VmExec(self.vm_exec(p).await?),
+            C::VmStop(p) => O::VmStop(self.vm_stop(p.vm_id).await?),
+            C::VmDelete(p) => O::VmDelete(self.vm_delete(p.vm_id).await?),
+            C::VmStatus(p) => O::VmStatus(self.vm_status(p.vm_id).await?),
+            C::VmNetworkInfo(p) => O::VmNetworkInfo(self.vm_network_info(p.vm_id).await?),
+            C::VmReapExpired(NoParams {}) => O::VmReapExpired(self.vm_reap_expired().await?),
+            C::WorkspaceCreate(p) => O::WorkspaceCreate(self.workspace_create(p).await?),
+            C::WorkspaceList(NoParams {}) => O::WorkspaceList(self.workspace_list().await?),
+            C::WorkspaceUpdate(p) => O::WorkspaceUpdate(self.workspace_update(p).await?),
+            C::WorkspaceExec(p) => O::WorkspaceExec(self.workspace_exec(p).await?),
+            C::WorkspaceSyncPush(p) => O::WorkspaceSyncPush(self.workspace_sync_push(p).await?),
+            C::WorkspaceStatus(p) => {
+                O::WorkspaceStatus(self.workspace_status(p.workspace_id).await?)
+            }
+            C::WorkspaceStop(p) => O::WorkspaceStop(self.workspace_stop(p.workspace_id).await?),
+            C::WorkspaceStart(p) => O::WorkspaceStart(self.workspace_start(p.workspace_id).await?),
+            C::WorkspaceLogs(p) => O::WorkspaceLogs(self.workspace_logs(p.workspace_id).await?),
+            C::WorkspaceExport(p) => O::WorkspaceExport(self.workspace_export(p).await?),
+            C::WorkspaceDiff(p) => O::WorkspaceDiff(self.workspace_diff(p.workspace_id).await?),
+            C::WorkspaceSummary(p) => {
+                O::WorkspaceSummary(self.summarize_workspace(p.workspace_id).await?)
+            }
+            C::WorkspaceFileList(p) => O::WorkspaceFileList(self.workspace_file_list(p).await?),
+            C::WorkspaceFileRead(p) => O::WorkspaceFileRead(self.workspace_file_read(p).await?),
+            C::WorkspaceFileWrite(p) => O::WorkspaceFileWrite(self.workspace_file_write(p).await?),
+            C::WorkspacePatchApply(p) => {
+                O::WorkspacePatchApply(self.workspace_patch_apply(p).await?)
+            }
+            C::WorkspaceDiskExport(p) => {
+                O::WorkspaceDiskExport(self.workspace_disk_export(p).await?)
+            }
+            C::WorkspaceDiskList(p) => O::WorkspaceDiskList(self.workspace_disk_list(p).await?),
+            C::WorkspaceDiskRead(p) => O::WorkspaceDiskRead(self.workspace_disk_read(p).await?),
+            C::SnapshotCreate(p) => O::SnapshotCreate(self.snapshot_create(p).await?),
+            C::SnapshotList(p) => O::SnapshotList(self.snapshot_list(p.workspace_id).await?),
+            C::SnapshotDelete(p) => O::SnapshotDelete(self.snapshot_delete(p).await?),
+            C::WorkspaceReset(p) => O::WorkspaceReset(self.workspace_reset(p).await?),
+            C::ShellOpen(p) => O::ShellOpen(self.shell_open(p).await?),
+            C::ShellRead(p) => O::ShellRead(self.shell_read(p).await?),
+            C::ShellWrite(p) => O::ShellWrite(self.shell_write(p).await?),
+            C::ShellSignal(p) => O::ShellSignal(self.shell_signal(p).await?),
+            C::ShellClose(p) => O::ShellClose(self.shell_close(p).await?),
+            C::ServiceStart(p) => O::ServiceStart(self.service_start(p).await?),
+            C::ServiceList(p) => O::ServiceList(self.service_list(p.workspace_id).await?),
+            C::ServiceStatus(p) => O::ServiceStatus(self.service_status(p).await?),
+            C::ServiceLogs(p) => O::ServiceLogs(self.service_logs(p).await?),
+            C::ServiceStop(p) => O::ServiceStop(self.service_stop(p).await?),
+            C::WorkspaceDelete(p) => {
+                O::WorkspaceDelete(self.workspace_delete(p.workspace_id).await?)
+            }
+        })
+    }
+}
+
 /// Interactive shells (`workspace-full`): PTYs in the guest that outlive the calling
 /// process. Signal names are case-insensitive.
 impl Pyro {
@@ -337,24 +420,20 @@ pub fn create_server(options: impl Into<ServerOptions>) -> PyroMcpServer {
 #[cfg(test)]
 mod tests {
     /// Every row of the contract's tool table names an SDK method of [`super::Pyro`]
-    /// (the MCP dispatcher's exhaustive `match` calls it; methods with `impl Into`
-    /// arguments cannot be named as values, so the check reads this file's definitions:
-    /// `pub async fn NAME(` or a `by_params!`/`by_id!` entry).
+    /// and [`super::Pyro::call`] calls it (methods with `impl Into` arguments cannot be
+    /// named as values, so the check reads this file's definitions: `pub async fn NAME(`
+    /// or a `by_params!`/`by_id!` entry).
     #[test]
     fn every_tool_has_an_sdk_method() {
         let source = include_str!("sdk.rs");
-        let dispatch = include_str!("mcp/dispatch.rs");
         for t in pyro_contract::TOOLS {
             let m = t.sdk_method;
             let defined = source.contains(&format!("pub async fn {m}("))
                 || source.contains(&format!("\n        {m}("))
                 || source.contains(&format!("\n        {m} ->"));
             assert!(defined, "{}: the SDK has no method {m}", t.name);
-            assert!(
-                dispatch.contains(&format!("pyro.{m}(")),
-                "{}: dispatch does not call {m}",
-                t.name
-            );
+            let called = source.contains(&format!("self.{m}("));
+            assert!(called, "{}: Pyro::call does not call {m}", t.name);
         }
     }
 }

@@ -2,13 +2,13 @@
 //!
 //! The table of which tools exist, their schemas, results and profiles is
 //! [`pyro_contract::tool_table`]; this file checks the surface, parses the arguments
-//! into a [`ToolCall`] and runs it with one exhaustive `match`.
+//! into a [`ToolCall`] and runs it with [`Pyro::call`] (one exhaustive `match`).
 
 use crate::project::ProjectSource;
 use crate::runtime::PyroError;
 use crate::sdk::Pyro;
-use pyro_contract::params::{NoParams, WorkspaceCreateParams};
-use pyro_contract::results::{EnvironmentList, Workspace};
+use pyro_contract::params::WorkspaceCreateParams;
+use pyro_contract::results::Workspace;
 use pyro_contract::{ErrorKind, ErrorReport, Profile, Surface, ToolCall, ToolName, ToolOutput};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -193,64 +193,17 @@ pub(crate) async fn call_tool_in(
     run(pyro, context, parse(tool, surface, args)?).await
 }
 
-/// One arm per tool: the `match` is exhaustive, so a tool of the contract without a
-/// handler does not compile, and each arm's [`ToolOutput`] variant fixes the result type
-/// its `outputSchema` promises.
+/// Run one parsed call: the SDK's [`Pyro::call`], except that `workspace_create` without
+/// `seed_path` seeds from this server's project source.
 async fn run(
     pyro: &Pyro,
     context: &ServerContext,
     call: ToolCall,
 ) -> Result<ToolOutput, ToolCallError> {
-    use ToolCall as C;
-    use ToolOutput as O;
-    Ok(match call {
-        C::VmRun(p) => O::VmRun(pyro.vm_run(p).await?),
-        C::VmListEnvironments(NoParams {}) => {
-            O::VmListEnvironments(EnvironmentList { result: pyro.env_list().await? })
+    match call {
+        ToolCall::WorkspaceCreate(p) => {
+            Ok(ToolOutput::WorkspaceCreate(workspace_create(pyro, context, p).await?))
         }
-        C::VmCreate(p) => O::VmCreate(pyro.vm_create(p).await?),
-        C::VmStart(p) => O::VmStart(pyro.vm_start(p.vm_id).await?),
-        C::VmExec(p) => O::VmExec(pyro.vm_exec(p).await?),
-        C::VmStop(p) => O::VmStop(pyro.vm_stop(p.vm_id).await?),
-        C::VmDelete(p) => O::VmDelete(pyro.vm_delete(p.vm_id).await?),
-        C::VmStatus(p) => O::VmStatus(pyro.vm_status(p.vm_id).await?),
-        C::VmNetworkInfo(p) => O::VmNetworkInfo(pyro.vm_network_info(p.vm_id).await?),
-        C::VmReapExpired(NoParams {}) => O::VmReapExpired(pyro.vm_reap_expired().await?),
-        C::WorkspaceCreate(p) => O::WorkspaceCreate(workspace_create(pyro, context, p).await?),
-        C::WorkspaceList(NoParams {}) => O::WorkspaceList(pyro.workspace_list().await?),
-        C::WorkspaceUpdate(p) => O::WorkspaceUpdate(pyro.workspace_update(p).await?),
-        C::WorkspaceExec(p) => O::WorkspaceExec(pyro.workspace_exec(p).await?),
-        C::WorkspaceSyncPush(p) => O::WorkspaceSyncPush(pyro.workspace_sync_push(p).await?),
-        C::WorkspaceStatus(p) => O::WorkspaceStatus(pyro.workspace_status(p.workspace_id).await?),
-        C::WorkspaceStop(p) => O::WorkspaceStop(pyro.workspace_stop(p.workspace_id).await?),
-        C::WorkspaceStart(p) => O::WorkspaceStart(pyro.workspace_start(p.workspace_id).await?),
-        C::WorkspaceLogs(p) => O::WorkspaceLogs(pyro.workspace_logs(p.workspace_id).await?),
-        C::WorkspaceExport(p) => O::WorkspaceExport(pyro.workspace_export(p).await?),
-        C::WorkspaceDiff(p) => O::WorkspaceDiff(pyro.workspace_diff(p.workspace_id).await?),
-        C::WorkspaceSummary(p) => {
-            O::WorkspaceSummary(pyro.summarize_workspace(p.workspace_id).await?)
-        }
-        C::WorkspaceFileList(p) => O::WorkspaceFileList(pyro.workspace_file_list(p).await?),
-        C::WorkspaceFileRead(p) => O::WorkspaceFileRead(pyro.workspace_file_read(p).await?),
-        C::WorkspaceFileWrite(p) => O::WorkspaceFileWrite(pyro.workspace_file_write(p).await?),
-        C::WorkspacePatchApply(p) => O::WorkspacePatchApply(pyro.workspace_patch_apply(p).await?),
-        C::WorkspaceDiskExport(p) => O::WorkspaceDiskExport(pyro.workspace_disk_export(p).await?),
-        C::WorkspaceDiskList(p) => O::WorkspaceDiskList(pyro.workspace_disk_list(p).await?),
-        C::WorkspaceDiskRead(p) => O::WorkspaceDiskRead(pyro.workspace_disk_read(p).await?),
-        C::SnapshotCreate(p) => O::SnapshotCreate(pyro.snapshot_create(p).await?),
-        C::SnapshotList(p) => O::SnapshotList(pyro.snapshot_list(p.workspace_id).await?),
-        C::SnapshotDelete(p) => O::SnapshotDelete(pyro.snapshot_delete(p).await?),
-        C::WorkspaceReset(p) => O::WorkspaceReset(pyro.workspace_reset(p).await?),
-        C::ShellOpen(p) => O::ShellOpen(pyro.shell_open(p).await?),
-        C::ShellRead(p) => O::ShellRead(pyro.shell_read(p).await?),
-        C::ShellWrite(p) => O::ShellWrite(pyro.shell_write(p).await?),
-        C::ShellSignal(p) => O::ShellSignal(pyro.shell_signal(p).await?),
-        C::ShellClose(p) => O::ShellClose(pyro.shell_close(p).await?),
-        C::ServiceStart(p) => O::ServiceStart(pyro.service_start(p).await?),
-        C::ServiceList(p) => O::ServiceList(pyro.service_list(p.workspace_id).await?),
-        C::ServiceStatus(p) => O::ServiceStatus(pyro.service_status(p).await?),
-        C::ServiceLogs(p) => O::ServiceLogs(pyro.service_logs(p).await?),
-        C::ServiceStop(p) => O::ServiceStop(pyro.service_stop(p).await?),
-        C::WorkspaceDelete(p) => O::WorkspaceDelete(pyro.workspace_delete(p.workspace_id).await?),
-    })
+        other => Ok(pyro.call(other).await?),
+    }
 }
