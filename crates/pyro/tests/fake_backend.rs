@@ -307,6 +307,14 @@ fn a_runtime_without_a_guest_backend_fails_closed() {
     let rt = Runtime::with_backends(config, Vec::<Arc<dyn Backend>>::new());
     let err = rt.workspace_create(WorkspaceCreateParams::new("debian:12")).expect_err("none");
     assert!(matches!(err, PyroError::GuestUnavailable { .. }), "{err}");
+    // Environments belong to a backend: without one that keeps them, the catalog is
+    // listed as not installed and nothing can be pulled.
+    let listed = rt.env_list();
+    assert!(!listed.is_empty() && listed.iter().all(|e| !e.installed), "{listed:?}");
+    let err = rt.env_pull("debian:12", &mut |_| {}).expect_err("no store");
+    assert!(matches!(err, PyroError::Unsupported { .. }), "{err}");
+    assert!(rt.boot_assets().is_none());
+    assert_eq!(rt.env_prune().expect("prune").count, 0);
 }
 
 /// Sees a command's output and gives up once it has seen `stop_at`.

@@ -12,6 +12,7 @@
 //!   against a host directory. Only used when the caller explicitly allows it, and
 //!   every result says `execution_mode: host_compat`.
 
+pub mod environments;
 pub mod host_compat;
 pub mod limits;
 // Signals and file locks on QEMU processes need a few libc calls, each with a SAFETY note.
@@ -300,6 +301,12 @@ pub trait Backend: Send + Sync + Debug {
 
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+
+    /// The store of the environments it boots (images, boot assets), when it keeps
+    /// one. The default is none (it boots from nothing pyro builds).
+    fn environments(&self) -> Option<&dyn environments::EnvironmentStore> {
+        None
+    }
 
     /// Whether this backend can boot sandboxes on this host right now; `Err` says why not
     /// and what to do.

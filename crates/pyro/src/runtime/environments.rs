@@ -1,30 +1,16 @@
-//! Environments: the catalog of guest images, and building them from Debian packages.
+//! Environments: pyro's catalog of guest environments, and the runtime's view of them.
 //!
-//! Cache layout (`$PYRO_CACHE_DIR`, default `~/.cache/pyro`):
-//!
-//! ```text
-//! bin/pyro-guest-agent             static agent copied into every initramfs
-//! boot/vmlinux, boot/initrd.img    Debian cloud kernel (PVH ELF) + initramfs
-//! boot/boot.json                   kernel package/release, agent sha256, build time
-//! environments/<name>/rootfs.ext4  base image per environment (read-only backing file)
-//! environments/<name>/environment.json, packages.txt
-//! ```
-//!
-//! Images are built by `assets/guest-build.sh` (embedded in the binary), which uses
-//! `apt-get download`, `dpkg-deb`, `mmdebstrap` and `mkfs.ext4 -d`: nothing but Debian
-//! packages, no container registry.
+//! The catalog (names, descriptions, packages) is pyro's; what is installed and where,
+//! and how images are built, belong to the backend that boots them
+//! ([`crate::backend::Backend::environments`]; QEMU:
+//! [`crate::backend::qemu::environments`]). A runtime without such a backend lists the
+//! catalog as not installed and cannot pull.
 
 use super::error::{PyroError, Result};
 use super::Runtime;
+pub use crate::backend::environments::{BootAssets, PruneResult, PullProgress};
+use crate::backend::environments::{EnvironmentError, EnvironmentStore};
 use pyro_contract::results::EnvironmentInfo;
-use serde::{Deserialize, Serialize};
-use std::fs;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-const BUILD_SCRIPT: &str = include_str!("../../assets/guest-build.sh");
-const INIT_SCRIPT: &str = include_str!("../../assets/initramfs-init.sh");
 
 struct CatalogEntry {
     name: &'static str,
@@ -62,37 +48,6 @@ const CATALOG: &[CatalogEntry] = &[
     },
 ];
 
-/// What `environment.json` in the cache says.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct BuiltEnvironment {
-    #[serde(default)]
-    built_at: Option<u64>,
-    #[serde(default)]
-    size_bytes: Option<u64>,
-    #[serde(default)]
-    package_count: Option<u64>,
-}
-
-/// What `boot/boot.json` says.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BootAssets {
-    /// Debian kernel package.
-    #[serde(default)]
-    pub kernel_package: Option<String>,
-    /// Kernel release.
-    #[serde(default)]
-    pub kernel_release: Option<String>,
-    /// sha256 of the agent in the initramfs.
-    #[serde(default)]
-    pub agent_sha256: Option<String>,
-    /// Build time.
-    #[serde(default)]
-    pub built_at: Option<u64>,
-}
-
-/// Progress of a pull, reported phase by phase.
-pub type PullProgress<'a> = &'a mut dyn FnMut(&str);
-
 /// Static facts about the catalog.
 #[derive(Debug)]
 pub struct EnvironmentCatalog;
@@ -122,137 +77,71 @@ impl EnvironmentCatalog {
     }
 }
 
-fn stale(path: &Path) -> bool {
-    path.metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age.as_secs() > 3600)
+impl From<EnvironmentError> for PyroError {
+    fn from(e: EnvironmentError) -> Self {
+        match e {
+            EnvironmentError::Invalid(message) => PyroError::InvalidArgument(message),
+            EnvironmentError::Io { context, path, source } => PyroError::io(context, path, source),
+        }
+    }
 }
 
-/// Result of `pyro env prune`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PruneResult {
-    /// Removed directories.
-    pub deleted_environment_dirs: Vec<String>,
-    /// How many.
-    pub count: u64,
-    /// Stale template builds removed (or stripped to the disk that clones still use).
-    #[serde(default)]
-    pub pruned_template_dirs: Vec<String>,
-    /// Bytes freed by pruning templates.
-    #[serde(default)]
-    pub template_bytes_freed: u64,
+fn catalog_entry(name: &str) -> Result<&'static CatalogEntry> {
+    EnvironmentCatalog::require_known(name)?;
+    CATALOG
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| PyroError::invalid(format!("unknown environment '{name}'")))
 }
 
 impl Runtime {
-    fn env_dir(&self, name: &str) -> PathBuf {
-        self.config.cache_dir.join("environments").join(EnvironmentCatalog::dir_name(name))
+    /// The environment store of the first backend that has one.
+    fn environment_store(&self) -> Option<&dyn EnvironmentStore> {
+        self.all_backends().find_map(|b| b.environments())
     }
 
     /// Boot assets, if built.
     pub fn boot_assets(&self) -> Option<BootAssets> {
-        let dir = self.config.cache_dir.join("boot");
-        if !dir.join("vmlinux").exists() || !dir.join("initrd.img").exists() {
-            return None;
-        }
-        let text = fs::read_to_string(dir.join("boot.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        self.environment_store().and_then(|store| store.boot_assets())
     }
 
-    fn env_info(&self, entry: &CatalogEntry) -> EnvironmentInfo {
-        let dir = self.env_dir(entry.name);
-        let built: Option<BuiltEnvironment> = fs::read_to_string(dir.join("environment.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let installed = built.is_some() && dir.join("rootfs.ext4").exists();
-        let built = built.unwrap_or_default();
-        EnvironmentInfo {
+    /// Where the static guest agent is: `$PYRO_GUEST_AGENT`, the cache, or next to this
+    /// executable.
+    pub fn guest_agent_path(&self) -> Option<std::path::PathBuf> {
+        self.environment_store().and_then(|store| store.guest_agent())
+    }
+
+    fn env_info(&self, entry: &CatalogEntry, packages: bool) -> EnvironmentInfo {
+        let mut info = EnvironmentInfo {
             name: entry.name.into(),
             description: entry.description.into(),
             distribution: "debian".into(),
             distribution_version: "12".into(),
             default_packages: entry.packages.iter().map(|p| p.to_string()).collect(),
-            installed,
-            install_dir: dir.display().to_string(),
-            built_at: built.built_at,
-            size_bytes: built.size_bytes,
-            package_count: built.package_count,
-            kernel_release: self.boot_assets().and_then(|b| b.kernel_release),
+            installed: false,
+            install_dir: String::new(),
+            built_at: None,
+            size_bytes: None,
+            package_count: None,
+            kernel_release: None,
             installed_packages: None,
+        };
+        if let Some(store) = self.environment_store() {
+            store.inspect(&mut info, packages);
         }
+        info
     }
 
     /// Every environment, sorted by name.
     pub fn env_list(&self) -> Vec<EnvironmentInfo> {
-        let mut all: Vec<_> = CATALOG.iter().map(|e| self.env_info(e)).collect();
+        let mut all: Vec<_> = CATALOG.iter().map(|e| self.env_info(e, false)).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
     /// One environment.
     pub fn env_inspect(&self, name: &str) -> Result<EnvironmentInfo> {
-        EnvironmentCatalog::require_known(name)?;
-        let entry = CATALOG
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| PyroError::invalid(format!("unknown environment '{name}'")))?;
-        let mut info = self.env_info(entry);
-        if info.installed {
-            let list = self.env_dir(name).join("packages.txt");
-            info.installed_packages = fs::read_to_string(&list).ok().map(|text| {
-                text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
-            });
-        }
-        Ok(info)
-    }
-
-    /// Where the static guest agent is: `$PYRO_GUEST_AGENT`, the cache, or next to this
-    /// executable.
-    pub fn guest_agent_path(&self) -> Option<PathBuf> {
-        let mut candidates = Vec::new();
-        if let Some(p) = std::env::var_os("PYRO_GUEST_AGENT") {
-            candidates.push(PathBuf::from(p));
-        }
-        candidates.push(self.config.cache_dir.join("bin/pyro-guest-agent"));
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(dir) = exe.parent() {
-                candidates.push(dir.join("pyro-guest-agent"));
-            }
-        }
-        candidates.into_iter().find(|p| p.is_file())
-    }
-
-    fn run_build_step(&self, args: &[&str], packages: Option<&[&str]>) -> Result<()> {
-        let scripts = self.config.cache_dir.join("scripts");
-        fs::create_dir_all(&scripts).map_err(|e| PyroError::io("could not create", &scripts, e))?;
-        let script = scripts.join("guest-build.sh");
-        let init = scripts.join("initramfs-init.sh");
-        super::state::write_atomic(&script, BUILD_SCRIPT.as_bytes())?;
-        super::state::write_atomic(&init, INIT_SCRIPT.as_bytes())?;
-        // The build's output goes to our stderr: stdout may be an MCP stream.
-        let stderr = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| {
-            PyroError::io("could not duplicate stderr", Path::new("/dev/stderr"), e)
-        })?;
-        let mut command = Command::new("bash");
-        if let Some(packages) = packages {
-            command.env("PYRO_ENV_PACKAGES", packages.join(" "));
-        }
-        let status = command
-            .arg(&script)
-            .args(args)
-            .env("PYRO_INITRAMFS_INIT", &init)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stderr))
-            .status()
-            .map_err(|e| PyroError::io("could not run the image builder", &script, e))?;
-        if !status.success() {
-            return Err(PyroError::InvalidArgument(format!(
-                "building guest assets failed ({status}) at step `{}`; see the messages above",
-                args.first().copied().unwrap_or("?")
-            )));
-        }
-        Ok(())
+        Ok(self.env_info(catalog_entry(name)?, true))
     }
 
     /// Build (or confirm) the boot assets and an environment image.
@@ -266,30 +155,13 @@ impl Runtime {
             progress(line);
         };
         let progress: PullProgress<'_> = &mut report;
-        EnvironmentCatalog::require_known(name)?;
-        let entry = CATALOG
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| PyroError::invalid(format!("unknown environment '{name}'")))?;
-        let cache = self.config.cache_dir.display().to_string();
-        progress(&format!("[pull] phase=host-deps environment={name}"));
-        self.run_build_step(&["host-deps"], None)?;
-        match self.guest_agent_path() {
-            Some(agent) => {
-                progress(&format!("[pull] phase=boot-assets agent={}", agent.display()));
-                self.run_build_step(&["boot", &cache, &agent.display().to_string()], None)?;
-            }
-            None if self.boot_assets().is_some() => {
-                progress("[pull] phase=boot-assets status=present (no agent binary to refresh it)");
-            }
-            None => {
-                return Err(PyroError::invalid(
-                    "the static guest agent binary was not found; run scripts/setup (or set PYRO_GUEST_AGENT)",
-                ))
-            }
-        }
-        progress(&format!("[pull] phase=rootfs environment={name}"));
-        self.run_build_step(&["rootfs", &cache, name], Some(entry.packages))?;
+        let entry = catalog_entry(name)?;
+        let store = self.environment_store().ok_or_else(|| PyroError::Unsupported {
+            backend: "none".into(),
+            operation: "env pull".into(),
+            hint: "; this runtime has no backend that keeps environment images".into(),
+        })?;
+        store.pull(name, entry.packages, progress)?;
         self.pull_template(name, progress);
         progress(&format!("[pull] phase=ready environment={name}"));
         self.env_inspect(name)
@@ -321,39 +193,11 @@ impl Runtime {
 
     /// Remove partial builds and directories of unknown environments.
     pub fn env_prune(&self) -> Result<PruneResult> {
-        let root = self.config.cache_dir.join("environments");
         let known: Vec<String> =
             CATALOG.iter().map(|e| EnvironmentCatalog::dir_name(e.name)).collect();
-        let mut deleted = Vec::new();
-        for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            // Lock files belong to the builder; a `.partial-*` build is only stale once
-            // nothing has touched it for an hour (a running build keeps writing).
-            if name.starts_with(".lock") || (name.starts_with(".partial") && !stale(&path)) {
-                continue;
-            }
-            let complete =
-                path.join("environment.json").exists() && path.join("rootfs.ext4").exists();
-            if known.contains(&name) && complete {
-                continue;
-            }
-            let removed =
-                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-            removed.map_err(|e| PyroError::io("could not remove", &path, e))?;
-            deleted.push(name);
+        match self.environment_store() {
+            Some(store) => Ok(store.prune(&known)?),
+            None => Ok(PruneResult::default()),
         }
-        deleted.sort();
-        let (pruned_template_dirs, template_bytes_freed) =
-            crate::backend::qemu::template::prune_stale(
-                &self.config.cache_dir,
-                &crate::backend::qemu::qemu_binary(),
-            );
-        Ok(PruneResult {
-            count: deleted.len() as u64,
-            deleted_environment_dirs: deleted,
-            pruned_template_dirs,
-            template_bytes_freed,
-        })
     }
 }

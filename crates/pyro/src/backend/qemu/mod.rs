@@ -34,6 +34,7 @@ mod clone;
 pub mod confine;
 pub mod console;
 pub mod disk;
+pub mod environments;
 pub mod launch;
 pub mod layout;
 pub mod ports;
@@ -101,6 +102,7 @@ struct RecordFacts<'a> {
 #[derive(Debug, Clone)]
 pub struct QemuBackend {
     cache_dir: PathBuf,
+    environments: environments::QemuEnvironments,
     boot_timeout: Option<Duration>,
     templates: bool,
 }
@@ -109,7 +111,8 @@ impl QemuBackend {
     /// A backend using the boot assets and environment images under `cache_dir`
     /// (normally [`assets::default_cache_dir`]).
     pub fn new(cache_dir: PathBuf) -> Self {
-        QemuBackend { cache_dir, boot_timeout: None, templates: true }
+        let environments = environments::QemuEnvironments::new(cache_dir.clone());
+        QemuBackend { cache_dir, environments, boot_timeout: None, templates: true }
     }
 
     /// Use `timeout` as the boot deadline per attempt instead of [`boot_timeout`]
@@ -406,6 +409,10 @@ impl Backend for QemuBackend {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::full_guest()
+    }
+
+    fn environments(&self) -> Option<&dyn crate::backend::environments::EnvironmentStore> {
+        Some(&self.environments)
     }
 
     fn available(&self) -> Result<(), String> {
