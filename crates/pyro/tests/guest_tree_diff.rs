@@ -147,3 +147,118 @@ fn live_diff_in_a_guest_matches_the_archive_diff_and_finds_same_mtime_rewrites()
     drop(channel);
     rt.workspace_delete(&id).expect("delete");
 }
+
+/// Host directory `dir` packed as the guest would export it.
+fn pack_host(dir: &Path) -> Vec<u8> {
+    pyro_agent::archive::pack_path(&dir.join(".")).expect("pack").0
+}
+
+/// `workspace_diff` on a workspace whose `/workspace` is a volume with its baseline
+/// mounted: right after exec, a file write, a patch, a sync push and a same-size rewrite
+/// with the old mtime put back (same inode, same size, same mtime: only ctime and the
+/// bytes differ), and the same after stop/start; always equal to the archive diff of the
+/// seed against an export of `/workspace`. No manifest is kept: each diff compares live
+/// against the frozen baseline.
+#[test]
+fn workspace_diff_on_a_volume_follows_every_kind_of_change_and_survives_stop_start() {
+    let tmp = common::guest_tempdir();
+    let state = tmp.path().join("state");
+    let seed = tmp.path().join("seed");
+    std::fs::create_dir_all(seed.join("src")).expect("mkdir");
+    std::fs::create_dir_all(seed.join("docs/empty")).expect("mkdir");
+    std::fs::write(seed.join("src/a.txt"), "one\ntwo\nthree\n").expect("write");
+    std::fs::write(seed.join("src/keep.txt"), "alpha\nbeta\n").expect("write");
+    std::fs::write(seed.join("src/same.txt"), "same size\n").expect("write");
+    std::fs::write(seed.join("bin.dat"), [0u8, 1, 2, 3]).expect("write");
+    std::os::unix::fs::symlink("src/a.txt", seed.join("link")).expect("symlink");
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800);
+    std::fs::File::options()
+        .write(true)
+        .open(seed.join("src/same.txt"))
+        .and_then(|f| f.set_modified(old))
+        .expect("old mtime");
+    let rt = runtime(&state);
+    let params = WorkspaceCreateParams {
+        seed_path: Some(seed.display().to_string()),
+        ..WorkspaceCreateParams::new(ENV)
+    };
+    let id = rt.workspace_create(params).expect("create").workspace_id;
+    let mounted = exec(&rt, &id, "grep -c ' /run/pyro-baseline ' /proc/self/mountinfo || true");
+    assert_eq!(mounted.trim(), "1", "the baseline is mounted in the guest");
+    let fresh = rt.workspace_diff(&id).expect("diff");
+    assert!(!fresh.changed, "{fresh:?}");
+
+    exec(&rt, &id, "printf 'one\\nTWO\\nthree\\n' > src/a.txt");
+    rt.workspace_file_write(WorkspaceFileWriteParams {
+        workspace_id: id.clone(),
+        path: "notes/new.txt".into(),
+        text: "written\n".into(),
+    })
+    .expect("file write");
+    rt.workspace_patch_apply(WorkspacePatchApplyParams {
+        workspace_id: id.clone(),
+        patch: "--- a/src/keep.txt\n+++ b/src/keep.txt\n@@ -1,2 +1,2 @@\n alpha\n-beta\n+BETA\n"
+            .into(),
+    })
+    .expect("patch");
+    let push = tmp.path().join("push");
+    std::fs::create_dir_all(&push).expect("mkdir");
+    std::fs::write(push.join("pushed.txt"), "pushed\n").expect("write");
+    rt.workspace_sync_push(WorkspaceSyncPushParams {
+        workspace_id: id.clone(),
+        source_path: push.display().to_string(),
+        dest: "/workspace/pushed".into(),
+    })
+    .expect("sync push");
+    exec(&rt, &id, "printf 'SAME SIZE\\n' > src/same.txt && touch -d @1577836800 src/same.txt");
+    // Same inode, size and mtime as the baseline's copy: only ctime (and the bytes) moved.
+    let stat = exec(
+        &rt,
+        &id,
+        "stat -c '%i %s %Y' /run/pyro-baseline/src/same.txt src/same.txt; \
+         stat -c '%Z' /run/pyro-baseline/src/same.txt src/same.txt",
+    );
+    let lines: Vec<&str> = stat.lines().collect();
+    assert_eq!(lines.len(), 4, "{stat}");
+    assert_eq!(lines[0], lines[1], "inode, size and mtime match: {stat}");
+    assert_ne!(lines[2], lines[3], "ctime moved: {stat}");
+
+    let diff = rt.workspace_diff(&id).expect("diff");
+    let entries: Vec<(&str, &str)> =
+        diff.entries.iter().map(|e| (e.path.as_str(), e.status.as_str())).collect();
+    assert_eq!(
+        entries,
+        [
+            ("notes/new.txt", "added"),
+            ("pushed/pushed.txt", "added"),
+            ("src/a.txt", "modified"),
+            ("src/keep.txt", "modified"),
+            ("src/same.txt", "modified"),
+        ]
+    );
+    assert!(diff.patch.contains("-same size\n+SAME SIZE\n"), "{}", diff.patch);
+
+    rt.workspace_stop(&id).expect("stop");
+    rt.workspace_start(&id).expect("start");
+    let after_restart = rt.workspace_diff(&id).expect("diff after start");
+    assert_eq!(after_restart, diff);
+    let summary = rt.workspace_summary(&id).expect("summary");
+    assert_eq!(summary.changes.map(|c| c.summary), Some(diff.summary.clone()));
+
+    // The archive diff of the seed against an export of /workspace gives the same.
+    let out = tmp.path().join("export");
+    rt.workspace_export(WorkspaceExportParams {
+        workspace_id: id.clone(),
+        path: "/workspace".into(),
+        output_path: out.display().to_string(),
+    })
+    .expect("export");
+    // mke2fs puts lost+found in the volume's root: in the baseline as in /workspace.
+    let _ = std::fs::remove_dir(out.join("lost+found"));
+    let expected = diff::diff_trees(&pack_host(&seed), &pack_host(&out)).expect("archive diff");
+    assert_eq!(
+        (diff.changed, &diff.summary, &diff.entries, &diff.patch),
+        (expected.changed, &expected.summary, &expected.entries, &expected.patch)
+    );
+    rt.workspace_delete(&id).expect("delete");
+}
