@@ -156,9 +156,9 @@ fn pack_host(dir: &Path) -> Vec<u8> {
 /// `workspace_diff` on a workspace whose `/workspace` is a volume with its baseline
 /// mounted: right after exec, a file write, a patch, a sync push and a same-size rewrite
 /// with the old mtime put back (same inode, same size, same mtime: only ctime and the
-/// bytes differ), and the same after stop/start; always equal to the archive diff of the
-/// seed against an export of `/workspace`. No manifest is kept: each diff compares live
-/// against the frozen baseline.
+/// bytes differ), and the same after stop/start and after a reset to a snapshot; always
+/// equal to the archive diff of the seed against an export of `/workspace`. No manifest
+/// is kept: each diff compares live against the frozen baseline.
 #[test]
 fn workspace_diff_on_a_volume_follows_every_kind_of_change_and_survives_stop_start() {
     let tmp = common::guest_tempdir();
@@ -260,5 +260,21 @@ fn workspace_diff_on_a_volume_follows_every_kind_of_change_and_survives_stop_sta
         (diff.changed, &diff.summary, &diff.entries, &diff.patch),
         (expected.changed, &expected.summary, &expected.entries, &expected.patch)
     );
+
+    // A snapshot, a reset to the baseline (nothing changed) and a reset to the snapshot
+    // (the same changes): the diff is always against the create-time baseline.
+    rt.snapshot_create(SnapshotParams { workspace_id: id.clone(), snapshot_name: "edited".into() })
+        .expect("snapshot");
+    let reset = |snapshot: &str| {
+        rt.workspace_reset(WorkspaceResetParams {
+            workspace_id: id.clone(),
+            snapshot: snapshot.into(),
+        })
+        .expect("reset")
+    };
+    reset("baseline");
+    assert!(!rt.workspace_diff(&id).expect("diff after reset").changed);
+    reset("edited");
+    assert_eq!(rt.workspace_diff(&id).expect("diff after reset to the snapshot"), diff);
     rt.workspace_delete(&id).expect("delete");
 }
