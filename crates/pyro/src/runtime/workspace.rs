@@ -388,6 +388,7 @@ impl Runtime {
             // host; it is the baseline. host_compat: a directory, seeded over the channel.
             let on_volume = caps.volumes;
             if on_volume {
+                watch::phase("seeding");
                 let (vol, stats) = volume::create(&self.config.cache_dir, &dir, seed.as_mut())?;
                 if let (Some(seed), Some(stats)) = (&seed, stats) {
                     rec.workspace_seed = Self::seed_info(seed, &stats);
@@ -1226,9 +1227,11 @@ impl Runtime {
             rec.desired_running = true;
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
-            watch::phase("restoring");
             let stats = match &mut archive {
-                Some(archive) => Self::import_tar(ch.as_mut(), WORKSPACE_PATH, archive, true)?,
+                Some(archive) => {
+                    watch::phase("restoring");
+                    Self::import_tar(ch.as_mut(), WORKSPACE_PATH, archive, true)?
+                }
                 None => pyro_protocol::ArchiveStats {
                     entry_count: onto.as_ref().map_or(0, |o| o.1),
                     bytes_written: onto.as_ref().map_or(0, |o| o.2),
