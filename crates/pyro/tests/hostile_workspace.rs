@@ -30,8 +30,14 @@ use std::sync::{Arc, Mutex};
 enum Forge {
     Honest,
     Archive(Vec<u8>),
-    FileSize { claimed: u64, data: Vec<u8>, truncated: bool },
+    FileSize {
+        claimed: u64,
+        data: Vec<u8>,
+        truncated: bool,
+    },
     Listing(String),
+    /// A tree diff answer document (spooled JSON) and the length announced for it.
+    TreeDiff(Vec<u8>, u64),
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -60,7 +66,7 @@ fn answer(request: &Request, forge: &Forge) -> Response {
         (Request::Hello { .. }, _) => Response::Hello {
             agent_version: "0.1.0".into(),
             protocol: PROTOCOL_VERSION,
-            capabilities: vec!["exec".into(), "files".into(), "tar".into()],
+            capabilities: vec!["exec".into(), "files".into(), "tar".into(), "tree_diff".into()],
             kernel_release: "6.1.0-fake".into(),
         },
         (Request::ExportTar { .. }, Forge::Archive(bytes)) => Response::Tar {
@@ -95,6 +101,22 @@ fn answer(request: &Request, forge: &Forge) -> Response {
                 link_target: None,
             }],
         },
+        (Request::TreeDiffOpen { .. }, Forge::TreeDiff(_, announced)) => Response::TransferOpened {
+            transfer_id: "t1".into(),
+            size_bytes: *announced,
+            artifact_type: None,
+            stats: ArchiveStats::default(),
+        },
+        // An honest agent without a mounted baseline declines.
+        (Request::TreeDiffOpen { .. }, _) => Response::Error {
+            kind: pyro_protocol::ErrorKind::Unsupported,
+            message: "no baseline is mounted".into(),
+        },
+        (Request::TransferRead { offset, max_bytes, .. }, Forge::TreeDiff(doc, _)) => {
+            let start = (*offset as usize).min(doc.len());
+            let end = start.saturating_add(*max_bytes as usize).min(doc.len());
+            Response::Chunk { offset: *offset, data_b64: b64(&doc[start..end]) }
+        }
         (Request::Exec(exec), _) => Response::Exec(ExecOutput {
             stdout_b64: b64(format!("ran: {}\n", exec.command).as_bytes()),
             stderr_b64: String::new(),
@@ -312,6 +334,29 @@ fn forged_exports_sizes_and_listings_are_refused_end_to_end() {
                 recursive: true,
             })
             .expect_err("escaping listing");
+        assert!(err.to_string().contains("invalid answer"), "{err}");
+        cases += 1;
+    }
+
+    // Forged tree diff answers: escaping paths, bad counts, a lying length, no JSON.
+    let change = |path: &str| {
+        json!({ "path": path, "old": null,
+        "new": { "artifact_type": "file", "mode": 420, "text": "pwn\n" } })
+    };
+    let documents = [
+        json!({ "scanned": 1, "candidates": 0, "changes": [change("../../etc/passwd")] }),
+        json!({ "scanned": 1, "candidates": 0, "changes": [change("/etc/shadow")] }),
+        json!({ "scanned": 0, "candidates": 5, "changes": [change("a")] }),
+        json!({ "scanned": 1u64 << 40, "candidates": 0, "changes": [] }),
+    ];
+    let mut forged: Vec<(Vec<u8>, Option<u64>)> =
+        documents.iter().map(|d| (serde_json::to_vec(d).expect("json"), None)).collect();
+    forged.push((b"[1,2".to_vec(), None));
+    forged.push((b"{}".to_vec(), Some(1 << 40)));
+    for (doc, announced) in forged {
+        let len = announced.unwrap_or(doc.len() as u64);
+        hostile.forge(Forge::TreeDiff(doc, len));
+        let err = rt.workspace_diff(hostile_id).expect_err("forged tree diff");
         assert!(err.to_string().contains("invalid answer"), "{err}");
         cases += 1;
     }
