@@ -24,7 +24,7 @@ use pyro_agent::archive;
 use pyro_protocol::ArchiveStats;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{BufWriter, Seek};
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 
 /// A frozen layer: a qcow2 image nothing writes any more. A layer keeps the file name it
@@ -136,9 +136,9 @@ fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PyroE
 
 /// Make the volume of a new workspace in `dir`: the baseline from `seed` (unpacked on
 /// the host with the same code and rules as a guest-side import, then `mke2fs -d`), or
-/// the shared empty image; an active overlay above it. Also writes `baseline.tar` (the
-/// baseline as the archive diff compares against). Returns the chain and the seed's
-/// import statistics.
+/// the shared empty image; an active overlay above it. No baseline archive: the guest
+/// diffs against the baseline disk it mounts. Returns the chain and the seed's import
+/// statistics.
 pub fn create(
     cache_dir: &Path,
     dir: &WorkspaceDir,
@@ -150,7 +150,7 @@ pub fn create(
     fs::set_permissions(&vol, fs::Permissions::from_mode(0o700))
         .map_err(io("could not chmod", &vol))?;
     let size = images::volume_size_bytes();
-    let staging = vol.join(".staging");
+    let staging = staging_dir(dir, &vol, seed.as_deref().map(seed_len).unwrap_or(0));
     let _ = fs::remove_dir_all(&staging);
     let result = (|| -> Result<(PathBuf, Option<ArchiveStats>)> {
         let (baseline, stats) = match seed {
@@ -171,12 +171,8 @@ pub fn create(
                 images::make_ext4(&image, size, Some(&staging)).map_err(backend_err)?;
                 (image, Some(stats))
             }
-            None => {
-                fs::create_dir_all(&staging).map_err(io("could not create", &staging))?;
-                (images::empty_image(cache_dir).map_err(backend_err)?, None)
-            }
+            None => (images::empty_image(cache_dir).map_err(backend_err)?, None),
         };
-        write_baseline_archive(&staging, &dir.baseline())?;
         Ok((baseline, stats))
     })();
     let _ = fs::remove_dir_all(&staging);
@@ -193,20 +189,26 @@ pub fn create(
     Ok((record, stats))
 }
 
-/// `baseline.tar`: the tree in `staging` packed exactly as the agent packs an export of
-/// `/workspace`, so the archive diff compares like with like.
-fn write_baseline_archive(staging: &Path, target: &Path) -> Result<()> {
-    let parent = target.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(parent)
-        .map_err(io("could not create a spool file in", parent))?;
-    let (writer, _, _) = archive::pack_path_to(staging, BufWriter::new(tmp))
-        .map_err(|e| PyroError::invalid(format!("could not pack the baseline: {e}")))?;
-    let tmp = writer
-        .into_inner()
-        .map_err(|e| PyroError::io("could not write", target, e.into_error()))?;
-    tmp.as_file().sync_all().map_err(io("could not write", target))?;
-    tmp.persist(target).map_err(|e| PyroError::io("could not write", target, e.error))?;
-    Ok(())
+fn seed_len(seed: &Seed) -> u64 {
+    seed.tar.metadata().map(|m| m.len()).unwrap_or(u64::MAX)
+}
+
+/// Where a seed is unpacked before `mke2fs -d` reads it: in `/dev/shm` when it has room
+/// for twice the seed (creating thousands of files is metadata work that a loaded disk
+/// makes slow, and the tree is read once and removed), else in the volume directory.
+fn staging_dir(dir: &WorkspaceDir, vol: &Path, seed_bytes: u64) -> PathBuf {
+    let name = format!(
+        "pyro-seed-{}",
+        dir.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    );
+    let shm = Path::new("/dev/shm");
+    let free_bytes = crate::backend::qemu::confine::free_mib(shm).ok().map(|mib| mib << 20);
+    let roomy = free_bytes.is_some_and(|free| free / 2 > seed_bytes);
+    if roomy {
+        shm.join(name)
+    } else {
+        vol.join(".staging")
+    }
 }
 
 /// Make a fresh, empty overlay file above `parent` (a layer file; `None`: the

@@ -8,6 +8,18 @@ impl Runtime {
     }
 
     pub(super) fn baseline_info(dir: &WorkspaceDir, rec: &WorkspaceRecord) -> Result<SnapshotInfo> {
+        if rec.volume.is_some() {
+            // The baseline is the volume's bottom layer, made from the seed.
+            return Ok(SnapshotInfo {
+                workspace_id: rec.workspace_id.clone(),
+                snapshot_name: "baseline".into(),
+                kind: "baseline".into(),
+                created_at: rec.created_at,
+                entry_count: rec.workspace_seed.entry_count,
+                bytes_written: rec.workspace_seed.bytes_written,
+                deletable: false,
+            });
+        }
         let file = File::open(dir.baseline())
             .map_err(|e| PyroError::io("could not read baseline", dir.baseline(), e))?;
         let stats = pyro_agent::archive::validate_reader(
