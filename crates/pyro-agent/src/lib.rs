@@ -327,6 +327,10 @@ impl Sandbox {
             Request::MountWorkspace => {
                 self.require_guest("mounting the workspace volume")?;
                 volume::mount_workspace()?;
+                tree_diff::warm_in_background(&[
+                    pyro_protocol::BASELINE_MOUNT,
+                    pyro_protocol::WORKSPACE_ROOT,
+                ]);
                 Response::Done
             }
             Request::FreezeWorkspace { thaw_after_ms } => {

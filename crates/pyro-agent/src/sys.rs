@@ -238,6 +238,18 @@ pub fn wait_any_child() -> io::Result<Reaped> {
     }
 }
 
+/// Lower the calling thread's scheduling priority to the lowest (nice 19), so background
+/// work yields to everything else in the guest.
+pub fn lower_thread_priority() {
+    // SAFETY: gettid and setpriority take no pointers; on Linux PRIO_PROCESS with a
+    // thread id changes only that thread's nice value. A failure leaves it unchanged.
+    // JUSTIFICATION: std has no way to set a thread's priority.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
 /// Whether `dir` is a directory on another file system than its parent (a mount point).
 pub fn is_mount_point(dir: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -455,6 +455,52 @@ impl Walker {
     }
 }
 
+/// Most entries [`warm`] visits in one tree.
+const MAX_WARM_ENTRIES: u64 = 2_000_000;
+
+/// lstat every entry below `root` (same file system only, no symlink followed, up to
+/// [`MAX_WARM_ENTRIES`]), so the kernel has the inodes in memory when the first diff
+/// comes. Returns the entries visited.
+pub(crate) fn warm(root: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(root) else { return 0 };
+    let dev = meta.dev();
+    let mut visited = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            visited += 1;
+            if visited > MAX_WARM_ENTRIES {
+                return visited;
+            }
+            let path = entry.path();
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                if meta.is_dir() && meta.dev() == dev {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    visited
+}
+
+/// Start [`warm`] over `roots` once per agent process, in a thread at the lowest
+/// priority: a volume's baseline and workspace come up cold (made on the host), and a
+/// first diff would otherwise read every inode from the disk while the caller waits.
+pub(crate) fn warm_in_background(roots: &[&'static str]) {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let roots = roots.to_vec();
+    let _ = std::thread::Builder::new().name("tree-warm".into()).spawn(move || {
+        crate::sys::lower_thread_priority();
+        for root in roots {
+            warm(Path::new(root));
+        }
+    });
+}
+
 fn open_nofollow(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
@@ -586,6 +632,17 @@ mod tests {
             .zip(change.new.as_ref())
             .map(|(a, b)| (a.text.clone(), b.text.clone()));
         assert_eq!(texts, Some((Some("abc\n".into()), Some("abd\n".into()))));
+    }
+
+    #[test]
+    fn warming_visits_every_entry_without_following_links() {
+        let (tmp, base, _cur) = trees();
+        fs::create_dir_all(base.join("a/b")).expect("mkdir");
+        fs::write(base.join("a/b/f"), "x").expect("write");
+        std::os::unix::fs::symlink(tmp.path(), base.join("up")).expect("symlink");
+        // a, a/b, a/b/f, up (the link, not what it points at)
+        assert_eq!(warm(&base), 4);
+        assert_eq!(warm(&base.join("missing")), 0);
     }
 
     #[test]
