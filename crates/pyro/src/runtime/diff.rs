@@ -15,7 +15,11 @@
 //!   and ctimes never match, so every pair is a candidate and content decides: always
 //!   correct, fast only when the lineage is shared. The one hole: a root process in the
 //!   guest that sets the clock back to a file's old ctime before rewriting it forges the
-//!   tuple; it only fools its own workspace's diff. Nothing is kept in sync between
+//!   tuple; it only fools its own workspace's diff. Timestamps are compared to the
+//!   nanosecond (the volume is made with 256-byte inodes, which store them): the
+//!   baseline's entries carry whole-second ctimes from `mke2fs`, so a rewrite in the very
+//!   second the baseline was made still differs unless its ctime is that exact
+//!   nanosecond. Nothing is kept in sync between
 //!   calls (no manifest): the compare is live against a frozen tree, so it is right
 //!   after exec, file writes, patches, sync push, shells, services and stop/start by
 //!   construction.

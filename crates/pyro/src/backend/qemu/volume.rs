@@ -71,8 +71,14 @@ pub fn make_ext4(image: &Path, size: u64, source: Option<&Path>) -> Result<(), B
     file.set_len(size)
         .map_err(|e| BackendError::io(format!("cannot size {}", image.display()), e))?;
     drop(file);
+    // 256-byte inodes whatever the host's mke2fs.conf says: they store timestamps to the
+    // nanosecond, which the guest's stat-first tree diff relies on (a rewrite in the same
+    // second as the baseline was made must still move ctime).
     let mut args: Vec<&std::ffi::OsStr> =
-        ["-q", "-F", "-t", "ext4", "-L", "workspace"].iter().map(std::ffi::OsStr::new).collect();
+        ["-q", "-F", "-t", "ext4", "-I", "256", "-L", "workspace"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .collect();
     // Lazy init: the inode tables and journal of a fresh sparse file are zero already.
     args.extend(
         ["-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0"].map(std::ffi::OsStr::new),
