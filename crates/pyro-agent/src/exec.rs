@@ -27,7 +27,6 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,6 +90,8 @@ struct State {
     streams: [Stream; 2],
     /// Set once the shell was reaped: its process group id may be reused from then on.
     reaped: bool,
+    /// The shell's exit status once reaped (`Err` when waiting for it failed).
+    status: Option<Result<ExitStatus, String>>,
     /// Set once the command ended and its output is complete (or the grace ran out);
     /// `Err` when waiting for it failed.
     end: Option<Result<End, String>>,
@@ -177,9 +178,8 @@ fn build_command(plan: &ExecPlan<'_>) -> Command {
     cmd
 }
 
-/// A command spawned with its output readers running.
+/// A command spawned with its output readers and its waiter running.
 struct Spawned {
-    child: Child,
     pgid: u32,
     capture: Arc<Capture>,
     started: Instant,
@@ -195,59 +195,122 @@ fn spawn(plan: &ExecPlan<'_>) -> Result<Spawned, SandboxError> {
         kill_and_reap(pgid, child);
         return Err(SandboxError::Spawn(e));
     }
-    Ok(Spawned { child, pgid, capture, started })
+    // The waiter owns the child and records its status; the process group id stays
+    // valid until then, which only this thread decides.
+    let waiter = Arc::clone(&capture);
+    let spawned = thread::Builder::new().name("pyro-exec-wait".into()).spawn(move || {
+        let status = child.wait().map_err(|e| e.to_string());
+        let mut state = waiter.lock();
+        state.reaped = true;
+        state.status = Some(status);
+        drop(state);
+        waiter.changed.notify_all();
+    });
+    if let Err(e) = spawned {
+        // The closure (and the child in it) came back with the error; we cannot reach
+        // it, so kill the group and let the zombie be reaped by the init process.
+        let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+        return Err(SandboxError::Spawn(e));
+    }
+    Ok(Spawned { pgid, capture, started })
 }
 
-/// Wait for the command (killing its group at the timeout), then for its output up to
-/// [`PIPE_GRACE`], and record how it ended.
-fn supervise(spawned: Spawned, timeout: Duration) {
-    let Spawned { child, pgid, capture, started } = spawned;
-    let waited = wait_with_timeout(child, pgid, timeout);
-    let grace_deadline = Instant::now() + PIPE_GRACE;
-    let mut state = capture.lock();
-    state.reaped = true;
-    while !(state.streams[0].done && state.streams[1].done) {
-        let now = Instant::now();
-        if now >= grace_deadline {
-            break;
-        }
-        state = capture
-            .changed
-            .wait_timeout(state, grace_deadline - now)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
+/// Watching a spawned command: its timeout (the whole group is killed at it), then the
+/// grace for its output, then its end. Quick commands are watched to their end by the
+/// thread that started them; a streamed command that outlives its first answer is
+/// handed to a thread of its own ([`start`]).
+struct Supervision {
+    pgid: u32,
+    capture: Arc<Capture>,
+    started: Instant,
+    timeout_at: Instant,
+    timed_out: bool,
+}
+
+impl Supervision {
+    fn new(spawned: Spawned, timeout: Duration) -> Self {
+        let Spawned { pgid, capture, started } = spawned;
+        Supervision { pgid, capture, started, timeout_at: started + timeout, timed_out: false }
     }
-    for stream in state.streams.iter_mut() {
-        stream.detached = true;
-    }
-    let killed = capture.killed.load(Ordering::SeqCst);
-    state.end = Some(match waited {
-        Ok((status, timed_out)) => {
-            let signal = status.signal();
-            let exit_code = if timed_out {
-                TIMEOUT_EXIT_CODE
-            } else {
-                status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
+
+    /// Watch until the command ended and its end is recorded (true), or until `until`
+    /// passed or `wake` says so (false; call again to go on).
+    fn step(&mut self, until: Option<Instant>, wake: impl Fn(&State) -> bool) -> bool {
+        let mut state = self.capture.lock();
+        while state.status.is_none() {
+            let now = Instant::now();
+            if !self.timed_out && now >= self.timeout_at {
+                // The group may already be empty if the shell exited at the deadline.
+                let _ = sys::kill_process_group(self.pgid, libc::SIGKILL);
+                self.timed_out = true;
+                continue;
+            }
+            if until.is_some_and(|u| now >= u) || wake(&state) {
+                return false;
+            }
+            let limit =
+                [(!self.timed_out).then_some(self.timeout_at), until].into_iter().flatten().min();
+            state = match limit {
+                Some(limit) => {
+                    self.capture
+                        .changed
+                        .wait_timeout(state, limit.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.capture.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
             };
-            Ok(End {
-                exit_code,
-                signal,
-                timed_out,
-                killed: killed && !timed_out,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            })
         }
-        Err(e) => Err(e.to_string()),
-    });
-    drop(state);
-    capture.changed.notify_all();
+        let grace_deadline = Instant::now() + PIPE_GRACE;
+        while !(state.streams[0].done && state.streams[1].done) {
+            let now = Instant::now();
+            if now >= grace_deadline {
+                break;
+            }
+            state = self
+                .capture
+                .changed
+                .wait_timeout(state, grace_deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        for stream in state.streams.iter_mut() {
+            stream.detached = true;
+        }
+        let killed = self.capture.killed.load(Ordering::SeqCst);
+        let timed_out = self.timed_out;
+        let end = match state.status.take() {
+            Some(Ok(status)) => {
+                let signal = status.signal();
+                let exit_code = if timed_out {
+                    TIMEOUT_EXIT_CODE
+                } else {
+                    status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0))
+                };
+                Ok(End {
+                    exit_code,
+                    signal,
+                    timed_out,
+                    killed: killed && !timed_out,
+                    duration_ms: u64::try_from(self.started.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                })
+            }
+            Some(Err(message)) => Err(message),
+            None => Err("the command's status was not recorded".to_owned()),
+        };
+        state.end = Some(end);
+        drop(state);
+        self.capture.changed.notify_all();
+        true
+    }
 }
 
 /// Run a command to completion as described in the module docs.
 pub(crate) fn run(plan: &ExecPlan<'_>) -> Result<ExecOutput, SandboxError> {
     let spawned = spawn(plan)?;
     let capture = Arc::clone(&spawned.capture);
-    supervise(spawned, plan.timeout);
+    Supervision::new(spawned, plan.timeout).step(None, |_| false);
     let mut state = capture.lock();
     let end = match state.end.take() {
         Some(Ok(end)) => end,
@@ -288,26 +351,42 @@ pub(crate) struct Running {
 }
 
 /// Start a command with the semantics of [`run`]; its output is read with
-/// [`Running::read`] while it runs.
-pub(crate) fn start(plan: &ExecPlan<'_>) -> Result<Running, SandboxError> {
+/// [`Running::read`] while it runs. Watch it with [`Pending::watch`].
+pub(crate) fn start(plan: &ExecPlan<'_>) -> Result<(Running, Pending), SandboxError> {
     let spawned = spawn(plan)?;
     let running = Running {
         capture: Arc::clone(&spawned.capture),
         pgid: spawned.pgid,
         started: spawned.started,
     };
-    let timeout = plan.timeout;
-    let pgid = spawned.pgid;
-    // The closure owns the child; if the thread cannot start, the child comes back
-    // with the error and is dropped unreaped: kill its group so nothing keeps running.
-    if let Err(e) = thread::Builder::new()
-        .name("pyro-exec-supervisor".into())
-        .spawn(move || supervise(spawned, timeout))
-    {
-        let _ = sys::kill_process_group(pgid, libc::SIGKILL);
-        return Err(SandboxError::Spawn(e));
+    Ok((running, Pending(Supervision::new(spawned, plan.timeout))))
+}
+
+/// The supervision of a started command, not yet running anywhere.
+pub(crate) struct Pending(Supervision);
+
+impl Pending {
+    /// Watch the command on this thread for up to `first` (or until it printed, with
+    /// `wake_on_output`): a quick command has ended by then and cost no thread more
+    /// than [`run`]; a longer one is handed to a supervisor thread of its own.
+    pub(crate) fn watch(self, first: Duration, wake_on_output: bool) -> Result<(), SandboxError> {
+        let mut supervision = self.0;
+        let until = Instant::now() + first;
+        let has_output = |state: &State| state.streams.iter().any(|s| !s.buf.is_empty());
+        if supervision.step(Some(until), |state| wake_on_output && has_output(state)) {
+            return Ok(());
+        }
+        let pgid = supervision.pgid;
+        let spawned = thread::Builder::new().name("pyro-exec-supervisor".into()).spawn(move || {
+            supervision.step(None, |_| false);
+        });
+        if let Err(e) = spawned {
+            // Without a supervisor nothing would enforce the timeout: end the command.
+            let _ = sys::kill_process_group(pgid, libc::SIGKILL);
+            return Err(SandboxError::Spawn(e));
+        }
+        Ok(())
     }
-    Ok(running)
 }
 
 impl Running {
@@ -418,48 +497,6 @@ fn start_readers(
 fn kill_and_reap(pgid: u32, mut child: Child) {
     let _ = sys::kill_process_group(pgid, libc::SIGKILL);
     let _ = child.wait();
-}
-
-/// Wait for the shell; at the timeout kill its process group. Returns the exit status
-/// and whether the timeout fired.
-fn wait_with_timeout(
-    mut child: Child,
-    pgid: u32,
-    timeout: Duration,
-) -> Result<(ExitStatus, bool), SandboxError> {
-    let (tx, rx) = mpsc::channel();
-    // The waiter owns the child; the process group id stays valid until it is reaped,
-    // which only this thread does.
-    let waiter = thread::Builder::new().name("pyro-exec-wait".into()).spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    if let Err(e) = waiter {
-        // The closure (and the child in it) came back with the error; we cannot reach
-        // it, so kill the group and let the zombie be reaped by the init process.
-        let _ = sys::kill_process_group(pgid, libc::SIGKILL);
-        return Err(SandboxError::Spawn(e));
-    }
-    let wait_err = |e: std::io::Error| SandboxError::io("wait for", "/bin/sh", e);
-    match rx.recv_timeout(timeout) {
-        Ok(status) => Ok((status.map_err(wait_err)?, false)),
-        Err(RecvTimeoutError::Timeout) => {
-            // The group may already be empty if the shell exited at the deadline.
-            let _ = sys::kill_process_group(pgid, libc::SIGKILL);
-            match rx.recv() {
-                Ok(status) => Ok((status.map_err(wait_err)?, true)),
-                Err(_) => Err(SandboxError::io(
-                    "wait for",
-                    "/bin/sh",
-                    std::io::Error::other("waiter thread vanished"),
-                )),
-            }
-        }
-        Err(RecvTimeoutError::Disconnected) => Err(SandboxError::io(
-            "wait for",
-            "/bin/sh",
-            std::io::Error::other("waiter thread vanished"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::exec::{self, ExecPlan, Running};
 use pyro_protocol::{ExecChunk, ExecReadRequest, ExecWait};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// Most streamed execs kept at once (running or ended and not yet read to the end).
 pub const MAX_STREAMED_EXECS: usize = 64;
@@ -51,7 +52,7 @@ impl ExecStreams {
         wait: &ExecWait,
     ) -> Result<ExecChunk, SandboxError> {
         check_id(id)?;
-        let running = {
+        let (running, pending) = {
             let mut by_id = self.lock();
             if by_id.contains_key(id) {
                 return Err(SandboxError::Invalid(format!("exec_id {id} is already in use")));
@@ -62,10 +63,17 @@ impl ExecStreams {
             if by_id.len() >= MAX_STREAMED_EXECS {
                 return Err(SandboxError::TooManyExecs(MAX_STREAMED_EXECS));
             }
-            let running = Arc::new(exec::start(plan)?);
+            let (running, pending) = exec::start(plan)?;
+            let running = Arc::new(running);
             by_id.insert(id.to_owned(), Arc::clone(&running));
-            running
+            (running, pending)
         };
+        // Outside the table's lock: a kill from another connection can reach it.
+        let first = Duration::from_millis(wait.wait_ms.min(pyro_protocol::EXEC_MAX_WAIT_MS));
+        if let Err(e) = pending.watch(first, wait.return_on_output) {
+            self.lock().remove(id);
+            return Err(e);
+        }
         self.answer(id, &running, 0, 0, wait)
     }
 
