@@ -46,22 +46,27 @@ fn make_tree(dest: &Path, bytes: u64) -> Result<(u64, u64)> {
         .map(|e| e.path())
         .collect();
     crates.sort();
-    std::fs::create_dir_all(dest)?;
-    let (mut files, mut total) = (0u64, 0u64);
-    for krate in crates {
-        if total >= bytes {
-            break;
-        }
-        let status = Command::new("cp").arg("-r").arg(&krate).arg(dest).status()?;
-        if !status.success() {
-            bail!("cp -r {} failed", krate.display());
-        }
-        let (f, b) = count(&dest.join(krate.file_name().context("name")?))?;
-        files += f;
-        total += b;
+    if crates.is_empty() {
+        bail!("no crate sources in {}", registry.display());
     }
-    if total < bytes {
-        bail!("the cargo registry holds only {total} bytes of sources; {bytes} wanted");
+    let (mut files, mut total) = (0u64, 0u64);
+    // A registry smaller than `bytes` is copied again under `again-<n>/`.
+    for round in 0.. {
+        let into =
+            if round == 0 { dest.to_path_buf() } else { dest.join(format!("again-{round}")) };
+        std::fs::create_dir_all(&into)?;
+        for krate in &crates {
+            if total >= bytes {
+                return Ok((files, total));
+            }
+            let status = Command::new("cp").arg("-r").arg(krate).arg(&into).status()?;
+            if !status.success() {
+                bail!("cp -r {} failed", krate.display());
+            }
+            let (f, b) = count(&into.join(krate.file_name().context("name")?))?;
+            files += f;
+            total += b;
+        }
     }
     Ok((files, total))
 }
