@@ -12,8 +12,11 @@
 //!   code 124 and `timed_out`. A process killed by signal N reports `128 + N` and the
 //!   signal.
 //! - When the shell has exited, output is collected until both pipes reach EOF, but at
-//!   most [`PIPE_GRACE`] longer: a background process that keeps the pipes open (a
-//!   server started with `&`) does not hold the answer back. Its later output is drained
+//!   most [`PIPE_GRACE`] longer while something else still holds a pipe open: a
+//!   background process (a server started with `&`) does not hold the answer back. A
+//!   pipe with no writer left is always read to its end (up to [`PIPE_DRAIN_MAX`]): in
+//!   a starved guest the reader thread may run long after the shell exited, and its
+//!   output must not be lost. Its later output is drained
 //!   and discarded so it never blocks on a full pipe; background processes that are
 //!   still running when the shell exits are left alone.
 
@@ -34,6 +37,10 @@ use std::time::{Duration, Instant};
 /// How long to keep reading output after the shell exited while something else still
 /// holds the pipes open.
 pub const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// Longest to wait, after the shell exited, for output of pipes that no process holds
+/// open any more (their readers are sure to reach EOF; only a starved guest is slow).
+pub const PIPE_DRAIN_MAX: Duration = Duration::from_secs(30);
 
 /// Exit code reported when the timeout fired.
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
@@ -88,6 +95,10 @@ struct End {
 #[derive(Debug, Default)]
 struct State {
     streams: [Stream; 2],
+    /// The read ends of the command's stdout and stderr pipes, owned by the reader
+    /// threads; open while the stream is not `done` (a reader marks it done under the
+    /// lock before it closes the pipe).
+    pipes: [Option<std::os::fd::RawFd>; 2],
     /// Set once the shell was reaped: its process group id may be reused from then on.
     reaped: bool,
     /// The shell's exit status once reaped (`Err` when waiting for it failed).
@@ -97,12 +108,26 @@ struct State {
     end: Option<Result<End, String>>,
 }
 
+impl State {
+    /// Whether every stream still being read comes from a pipe without writers: its
+    /// reader has output left to append (or EOF to see), and nothing can add more.
+    fn only_writerless_pipes_open(&self) -> bool {
+        self.streams.iter().zip(self.pipes).all(|(stream, pipe)| {
+            stream.done || pipe.is_some_and(|fd| sys::pipe_writers_gone(fd).unwrap_or(false))
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Capture {
     state: Mutex<State>,
     changed: Condvar,
     /// Set by [`Running::kill`] before it signals the group.
     killed: AtomicBool,
+    /// Tests only: how long the reader threads wait before their first read (a guest
+    /// too starved to schedule them).
+    #[cfg(test)]
+    reader_delay: Duration,
 }
 
 impl Capture {
@@ -120,6 +145,8 @@ fn spawn_reader(
     cap: usize,
 ) -> std::io::Result<()> {
     thread::Builder::new().name("pyro-exec-output".into()).spawn(move || {
+        #[cfg(test)]
+        thread::sleep(capture.reader_delay);
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             let n = match pipe.read(&mut chunk) {
@@ -186,11 +213,19 @@ struct Spawned {
 }
 
 fn spawn(plan: &ExecPlan<'_>) -> Result<Spawned, SandboxError> {
+    spawn_into(plan, Capture::default())
+}
+
+fn spawn_into(plan: &ExecPlan<'_>, capture: Capture) -> Result<Spawned, SandboxError> {
     let started = Instant::now();
     let mut child = build_command(plan).spawn().map_err(SandboxError::Spawn)?;
     let pgid = child.id();
-    let capture = Arc::new(Capture::default());
+    let capture = Arc::new(capture);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    capture.lock().pipes = [
+        stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        stderr.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+    ];
     if let Err(e) = start_readers(&capture, stdout, stderr, plan.max_output_bytes) {
         kill_and_reap(pgid, child);
         return Err(SandboxError::Spawn(e));
@@ -261,10 +296,15 @@ impl Supervision {
                 None => self.capture.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
             };
         }
-        let grace_deadline = Instant::now() + PIPE_GRACE;
+        let exited = Instant::now();
+        let mut grace_deadline = exited + PIPE_GRACE;
         while !(state.streams[0].done && state.streams[1].done) {
             let now = Instant::now();
             if now >= grace_deadline {
+                if now < exited + PIPE_DRAIN_MAX && state.only_writerless_pipes_open() {
+                    grace_deadline = now + PIPE_GRACE;
+                    continue;
+                }
                 break;
             }
             state = self
@@ -520,6 +560,37 @@ mod tests {
     fn decode(b64: &str) -> String {
         let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
         String::from_utf8(bytes).expect("utf8")
+    }
+
+    #[test]
+    fn output_of_a_reader_that_runs_late_is_kept() {
+        // A starved guest: the shell exits and its pipes close, but the reader threads
+        // get no CPU until well after the grace.
+        let env = BTreeMap::new();
+        let dir = std::env::temp_dir();
+        let plan = ExecPlan {
+            command: "echo late",
+            cwd: &dir,
+            base_env: BaseEnv::Inherit,
+            env: &env,
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 1024,
+        };
+        let late = Capture { reader_delay: PIPE_GRACE * 3, ..Capture::default() };
+        let spawned = spawn_into(&plan, late).expect("spawn");
+        let capture = Arc::clone(&spawned.capture);
+        assert!(Supervision::new(spawned, Duration::from_secs(10)).step(None, |_| false));
+        let state = capture.lock();
+        assert_eq!(state.streams[0].buf, b"late\n");
+        assert!(matches!(state.end, Some(Ok(End { exit_code: 0, .. }))));
+    }
+
+    #[test]
+    fn a_background_writer_does_not_hold_the_answer() {
+        let started = Instant::now();
+        let out = exec("echo now; sleep 8 &", 10_000, 1024);
+        assert_eq!(decode(&out.stdout_b64), "now\n");
+        assert!(started.elapsed() < Duration::from_secs(6), "waited for the background sleep");
     }
 
     #[test]

@@ -158,6 +158,23 @@ const FIFREEZE: libc::c_ulong = 0xC004_5877;
 /// `FITHAW` = `_IOWR('X', 120, int)` (linux/fs.h).
 const FITHAW: libc::c_ulong = 0xC004_5878;
 
+/// Whether every write end of the pipe whose read end is `fd` is closed (`poll` reports
+/// `POLLHUP`, also while data is still buffered): its reader is then sure to reach EOF.
+///
+/// `fd` must stay open for the call; the exec supervisor only asks about pipes whose
+/// reader thread still holds them (it cannot close them while the capture lock is held).
+pub(crate) fn pipe_writers_gone(fd: std::os::fd::RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll reads and writes exactly one pollfd through the pointer, which points
+    // to `pfd`, alive for the call; a timeout of 0 never blocks. A closed fd would only
+    // be reported as POLLNVAL.
+    // JUSTIFICATION: std cannot ask whether a pipe still has writers.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pfd.revents & libc::POLLHUP != 0)
+}
+
 /// Drop the page cache of the block device open as `device` (`BLKFLSBUF`); needs
 /// CAP_SYS_ADMIN.
 pub fn flush_block_buffers(device: &std::fs::File) -> io::Result<()> {
