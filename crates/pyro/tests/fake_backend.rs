@@ -23,6 +23,8 @@ use std::time::Duration;
 /// Sandboxes as host directories; every request is counted by its `op`.
 #[derive(Debug, Default)]
 struct FakeBackend {
+    /// Networked (without forwarded ports) instead of network-less.
+    networked: bool,
     running: Mutex<HashMap<PathBuf, Arc<Sandbox>>>,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -89,7 +91,7 @@ impl Backend for FakeBackend {
 
     /// Isolated exec, files and archives; no secrets, shells, services or network.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::minimal(ExecutionMode::Guest).isolated(true)
+        Capabilities::minimal(ExecutionMode::Guest).isolated(true).network(self.networked)
     }
 
     fn available(&self) -> Result<(), String> {
@@ -393,4 +395,23 @@ async fn a_watched_exec_streams_its_output_and_a_cancel_kills_it() {
     let logs = pyro.workspace_logs(&id).await.expect("logs");
     assert_eq!(logs.count, 1);
     pyro.workspace_delete(&id).await.expect("delete");
+}
+
+#[test]
+fn published_ports_need_a_backend_that_forwards_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fake = Arc::new(FakeBackend { networked: true, ..FakeBackend::default() });
+    let config =
+        RuntimeConfig { state_dir: tmp.path().join("state"), cache_dir: tmp.path().join("cache") };
+    let backend: Arc<dyn Backend> = fake.clone();
+    let rt = Runtime::with_backends(config, [backend]);
+    let mut p = WorkspaceCreateParams::new("debian:12");
+    p.network_policy = NetworkPolicy::EgressPublishedPorts;
+    let err = rt.workspace_create(p).expect_err("no forwarded ports");
+    assert!(err.to_string().contains("forwards host ports"), "{err}");
+    assert_eq!(fake.count("create"), 0);
+    let mut p = WorkspaceCreateParams::new("debian:12");
+    p.network_policy = NetworkPolicy::Egress;
+    let ws = rt.workspace_create(p).expect("egress is fine on a networked backend");
+    rt.workspace_delete(&ws.workspace_id).expect("delete");
 }

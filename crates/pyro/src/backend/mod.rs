@@ -138,6 +138,18 @@ impl Capabilities {
         self
     }
 
+    /// With `network` set to `on`.
+    pub const fn network(mut self, on: bool) -> Self {
+        self.network = on;
+        self
+    }
+
+    /// With `published_ports` set to `on`.
+    pub const fn published_ports(mut self, on: bool) -> Self {
+        self.published_ports = on;
+        self
+    }
+
     /// With `services` set to `on`.
     pub const fn services(mut self, on: bool) -> Self {
         self.services = on;

@@ -33,6 +33,12 @@ impl Runtime {
                     .into(),
             ));
         }
+        if !caps.published_ports && p.network_policy == NetworkPolicy::EgressPublishedPorts {
+            return Err(PyroError::InvalidArgument(format!(
+                "network_policy 'egress+published-ports' needs a backend that forwards host ports, and backend {} does not; use network_policy 'egress'",
+                backend_kind.name()
+            )));
+        }
         let id = state::new_id();
         let dir = WorkspaceDir::new(&self.config.state_dir, &id);
         fs::create_dir_all(dir.sandbox())
