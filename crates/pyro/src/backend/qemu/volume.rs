@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Environment variable: the virtual size of every workspace volume, in GiB (default
-/// [`DEFAULT_VOLUME_GIB`]). Changing it makes new templates; existing workspaces keep
-/// the size their images were made with and are started cold when it differs.
+/// [`DEFAULT_VOLUME_GIB`]). Changing it makes new templates, and every overlay made from
+/// then on (reset, snapshot) has the new size, so the disk always matches the template.
+/// Only raise it: an existing workspace's file system keeps its size inside a larger
+/// disk, but would no longer fit a smaller one.
 pub const VOLUME_SIZE_ENV: &str = "PYRO_WORKSPACE_VOLUME_GIB";
 /// Default virtual size of a workspace volume, in GiB.
 pub const DEFAULT_VOLUME_GIB: u64 = 8;
