@@ -18,5 +18,8 @@ check: lint test
 dist-check:
 	scripts/dist-check
 
+# The repo-scale table runs the `pyro` CLI next to pyro-bench, so both are built first
+# (`cargo run --bin pyro-bench` alone would leave a stale `pyro` in place).
 bench:
-	$(CARGO) run --release --locked -p pyro --bin pyro-bench -- --write docs/benchmarks.md
+	$(CARGO) build --release --locked -p pyro --bins
+	target/release/pyro-bench --write docs/benchmarks.md
