@@ -97,21 +97,7 @@ async fn guest_only_tools_answer_with_results_that_validate_against_their_output
     answer!("workspace_delete", json!({"workspace_id": id}));
     client.cancel().await.expect("shutdown");
 
-    for name in [
-        "shell_open",
-        "shell_read",
-        "shell_write",
-        "shell_signal",
-        "shell_close",
-        "service_start",
-        "service_list",
-        "service_status",
-        "service_logs",
-        "service_stop",
-        "workspace_disk_export",
-        "workspace_disk_list",
-        "workspace_disk_read",
-    ] {
+    for name in rmcp_call::GUEST_ONLY_TOOLS {
         assert!(called.contains(&name), "{name} not validated");
     }
 }

@@ -554,21 +554,7 @@ async fn every_tool_answers_with_structured_content_that_validates_against_its_o
     answer!("workspace_delete", json!({"workspace_id": id}));
     client.cancel().await.expect("shutdown");
 
-    let guest_only = [
-        "shell_open",
-        "shell_read",
-        "shell_write",
-        "shell_signal",
-        "shell_close",
-        "service_start",
-        "service_list",
-        "service_status",
-        "service_logs",
-        "service_stop",
-        "workspace_disk_export",
-        "workspace_disk_list",
-        "workspace_disk_read",
-    ];
+    let guest_only = rmcp_call::GUEST_ONLY_TOOLS;
     for t in tools_for(Profile::WorkspaceFull) {
         if guest_only.contains(&t.name) {
             assert!(failed.contains_key(t.name), "{} was not called", t.name);

@@ -14,6 +14,25 @@ use rmcp::service::RunningService;
 use rmcp::RoleClient;
 use serde_json::Value;
 
+/// The tools only a real guest serves (host_compat refuses them): `mcp_profiles.rs`
+/// validates every other tool's result, `guest_output_schemas.rs` these.
+#[allow(dead_code)] // each test binary uses the part of this file it needs
+pub const GUEST_ONLY_TOOLS: [&str; 13] = [
+    "shell_open",
+    "shell_read",
+    "shell_write",
+    "shell_signal",
+    "shell_close",
+    "service_start",
+    "service_list",
+    "service_status",
+    "service_logs",
+    "service_stop",
+    "workspace_disk_export",
+    "workspace_disk_list",
+    "workspace_disk_read",
+];
+
 /// A connected rmcp client.
 pub type Client = RunningService<RoleClient, ()>;
 
