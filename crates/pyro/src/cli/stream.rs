@@ -2,6 +2,8 @@
 //! ours as it arrives (stdout to stdout, stderr to stderr), already redacted by the
 //! runtime. `--json` does not use this: it prints one result at the end.
 
+use crate::cli::error::CliError;
+use crate::cli::output;
 use pyro::runtime::watch::{OutputStream, Watch};
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
@@ -31,6 +33,18 @@ impl TerminalWatch {
     pub fn stderr_rest<'a>(&self, stderr: &'a str) -> &'a str {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         stderr.strip_prefix(seen.stderr.as_str()).unwrap_or("")
+    }
+
+    /// Print a finished command's `stdout` and `stderr`: only what streaming has not
+    /// written yet (the rest of stderr), or all of it when nothing was streamed.
+    pub fn print_result_output(&self, stdout: &str, stderr: &str) -> Result<(), CliError> {
+        if self.streamed() {
+            output::stderr_text(self.stderr_rest(stderr));
+        } else {
+            output::stdout_text(stdout)?;
+            output::stderr_text(stderr);
+        }
+        Ok(())
     }
 }
 

@@ -75,12 +75,7 @@ fn print_human(
     r: &VmExecResult,
     terminal: &crate::cli::stream::TerminalWatch,
 ) -> Result<(), CliError> {
-    if terminal.streamed() {
-        output::stderr_text(terminal.stderr_rest(&r.stderr));
-    } else {
-        output::stdout_text(&r.stdout)?;
-        output::stderr_text(&r.stderr);
-    }
+    terminal.print_result_output(&r.stdout, &r.stderr)?;
     let truncated = if r.truncated { " truncated=yes" } else { "" };
     let boot = match (r.metadata.get("boot"), r.metadata.get("boot_ms")) {
         (Some(kind), Some(ms)) => format!(" boot={kind} boot_ms={ms}"),

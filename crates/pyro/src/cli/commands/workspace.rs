@@ -164,12 +164,7 @@ fn print_exec(
     r: &WorkspaceExecResult,
     terminal: &crate::cli::stream::TerminalWatch,
 ) -> Result<(), CliError> {
-    if terminal.streamed() {
-        output::stderr_text(terminal.stderr_rest(&r.stderr));
-    } else {
-        output::stdout_text(&r.stdout)?;
-        output::stderr_text(&r.stderr);
-    }
+    terminal.print_result_output(&r.stdout, &r.stderr)?;
     let truncated = if r.truncated { " truncated=yes" } else { "" };
     output::note(&format!(
         "[workspace-exec] workspace_id={} sequence={} cwd={} execution_mode={} exit_code={} \
