@@ -37,7 +37,8 @@
 //! [`unpack_into`] then also checks the existing destination (unless `replace` empties
 //! it first): no member may pass through an existing symlink or replace a directory
 //! with a non-directory. Existing files and symlinks named by a member are replaced.
-//! Set-user-id and set-group-id bits are dropped on extraction.
+//! Set-user-id and set-group-id bits are dropped on extraction. Files, directories and
+//! symlinks get the member's modification time (whole seconds).
 
 use pyro_protocol::{ArchiveStats, ArtifactType, ErrorKind};
 use std::collections::{HashMap, HashSet};
@@ -207,7 +208,7 @@ pub fn pack_path_to<W: Write>(
         }
         Err(e) => return Err(io_err("stat", path)(e)),
     };
-    let mut packer = Packer { builder: tar::Builder::new(out), stats: ArchiveStats::default() };
+    let mut packer = Packer::new(out);
     let artifact_type = if meta.is_dir() {
         packer.add_dir_contents(path, Path::new(""))?;
         ArtifactType::Directory
@@ -236,8 +237,7 @@ pub fn pack_selected(
     root: &Path,
     paths: &[String],
 ) -> Result<(Vec<u8>, ArchiveStats), ArchiveError> {
-    let mut packer =
-        Packer { builder: tar::Builder::new(Vec::new()), stats: ArchiveStats::default() };
+    let mut packer = Packer::new(Vec::new());
     let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
     for rel in paths {
         let rel_path = Path::new(rel);
@@ -276,12 +276,71 @@ pub fn pack_selected(
     Ok((bytes, packer.stats))
 }
 
-struct Packer<W: Write> {
-    builder: tar::Builder<W>,
-    stats: ArchiveStats,
+/// What [`survey_dir`] found: what [`pack_path_to`] of the same directory would write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Length of the archive in bytes (headers, GNU long-name members, padded data and
+    /// the end-of-archive blocks).
+    pub archive_bytes: u64,
+    /// The stats packing would report.
+    pub stats: ArchiveStats,
 }
 
-impl<W: Write> Packer<W> {
+/// Walk the directory `dir` exactly as [`pack_path_to`] packs it, with `lstat` only
+/// (file contents are never opened, symlinks never followed), and return what the
+/// archive would be: its length and stats, so limits can be checked before anything
+/// is packed. `inspect` sees every entry the walk meets with its `lstat` data,
+/// including the special files packing skips (not `dir` itself).
+///
+/// The length is exact for an unchanged tree: the headers come from the same `tar`
+/// builder into a counting sink, and each file adds its size padded to 512 bytes.
+pub fn survey_dir(dir: &Path, inspect: Inspect<'_>) -> Result<Survey, ArchiveError> {
+    let mut packer = Packer::new(ByteCounter(0));
+    packer.measure = Some(0);
+    packer.inspect = Some(inspect);
+    packer.add_dir_contents(dir, Path::new(""))?;
+    let data = packer.measure.unwrap_or(0);
+    let stats = packer.stats;
+    let counter = packer.builder.into_inner().map_err(io_err("finish archive of", dir))?;
+    Ok(Survey { archive_bytes: counter.0 + data, stats })
+}
+
+/// Sees each entry a directory walk meets, with its `lstat` data.
+pub type Inspect<'a> = &'a mut dyn FnMut(&Path, &fs::Metadata);
+
+/// A writer that only counts the bytes written to it.
+struct ByteCounter(u64);
+
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Packer<'a, W: Write> {
+    builder: tar::Builder<W>,
+    stats: ArchiveStats,
+    /// Surveying ([`survey_dir`]): file data is not read; the padded length it would
+    /// take is summed here instead.
+    measure: Option<u64>,
+    /// Sees every entry met while walking a directory.
+    inspect: Option<Inspect<'a>>,
+}
+
+impl<'a, W: Write> Packer<'a, W> {
+    fn new(out: W) -> Self {
+        Packer {
+            builder: tar::Builder::new(out),
+            stats: ArchiveStats::default(),
+            measure: None,
+            inspect: None,
+        }
+    }
+
     fn add_dir_contents(&mut self, dir: &Path, rel: &Path) -> Result<(), ArchiveError> {
         let mut names: Vec<OsString> = fs::read_dir(dir)
             .map_err(io_err("read directory", dir))?
@@ -298,6 +357,9 @@ impl<W: Write> Packer<W> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("stat", &host)(e)),
             };
+            if let Some(inspect) = self.inspect.as_mut() {
+                inspect(&host, &meta);
+            }
             if self.add(&host, &child_rel, &meta)? == Some(ArtifactType::Directory) {
                 self.add_dir_contents(&host, &child_rel)?;
             }
@@ -334,6 +396,16 @@ impl<W: Write> Packer<W> {
                 .append_data(&mut header, rel, io::empty())
                 .map_err(io_err("archive directory", host))?;
             ArtifactType::Directory
+        } else if let (true, Some(measured)) = (file_type.is_file(), self.measure.as_mut()) {
+            let len = meta.len();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(len);
+            self.builder
+                .append_data(&mut header, rel, io::empty())
+                .map_err(io_err("archive file", host))?;
+            *measured += len.div_ceil(512) * 512;
+            self.stats.bytes_written += len;
+            ArtifactType::File
         } else if file_type.is_file() {
             // Stream the file at the size it had when opened, zero-padded if it shrinks
             // meanwhile, so the header size always matches the data without holding
@@ -840,6 +912,7 @@ fn extract<R: Read + Seek>(plan: &Plan, reader: &mut R, dest: &Path) -> Result<(
                 remove_non_dir(&target, &m.path)?;
                 std::os::unix::fs::symlink(link_target, &target)
                     .map_err(io_err("create symlink", &target))?;
+                set_symlink_mtime(&target, m.mtime);
             }
         }
     }
@@ -864,6 +937,14 @@ fn set_mtime(file: &File, mtime: u64) {
     let time = UNIX_EPOCH + Duration::from_secs(mtime);
     // Best effort: a file system without timestamps support is not a failure.
     let _ = file.set_times(fs::FileTimes::new().set_modified(time).set_accessed(SystemTime::now()));
+}
+
+/// The mtime of the symlink itself (never its target), as `mke2fs -d` copies it from a
+/// source tree: a seed staged through an archive and one read straight from the host
+/// directory then give the guest the same times. Best effort, like [`set_mtime`].
+fn set_symlink_mtime(link: &Path, mtime: u64) {
+    let mtime = filetime::FileTime::from_unix_time(i64::try_from(mtime).unwrap_or(0), 0);
+    let _ = filetime::set_symlink_file_times(link, filetime::FileTime::now(), mtime);
 }
 
 /// Create the missing ancestors of `dest/rel` as real directories.
@@ -1084,6 +1165,8 @@ mod tests {
         fs::write(src.join("a.txt"), b"abc").expect("write");
         fs::write(src.join("b.txt"), b"").expect("write");
         std::os::unix::fs::symlink("b/c/run.sh", src.join("z-link")).expect("symlink");
+        let when = filetime::FileTime::from_unix_time(1_500_000_000, 0);
+        filetime::set_symlink_file_times(src.join("z-link"), when, when).expect("lutimes");
 
         let (bytes, kind, stats) = pack_path(&src).expect("pack");
         assert_eq!(kind, ArtifactType::Directory);
@@ -1100,6 +1183,8 @@ mod tests {
         let meta = fs::metadata(dest.join("b/c/run.sh")).expect("stat");
         assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
         assert_eq!(fs::read_link(dest.join("z-link")).expect("link"), PathBuf::from("b/c/run.sh"));
+        let link = fs::symlink_metadata(dest.join("z-link")).expect("lstat");
+        assert_eq!(link.mtime(), 1_500_000_000, "the link's own mtime is kept");
         assert_eq!(fs::read(dest.join("a.txt")).expect("read"), b"abc");
 
         // A single symlink packs as one member named after it.
