@@ -26,7 +26,7 @@
 
 mod git;
 
-use crate::runtime::seed::{max_seed_bytes, Seed};
+use crate::runtime::seed::{max_seed_bytes, Seed, SeedContent};
 use pyro_agent::archive;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -333,7 +333,7 @@ impl ProjectSource {
         archive::validate_archive(&tar).map_err(|e| read_error(format!("unsafe content: {e}")))?;
         let tar = crate::runtime::seed::spool(&tar).map_err(|e| read_error(e.to_string()))?;
         Ok(Seed {
-            tar,
+            content: SeedContent::Tar(tar),
             mode: "directory",
             source: self.root.clone(),
             origin_kind: self.kind.name(),

@@ -15,7 +15,7 @@
 //! the workspace), never a record naming a missing one.
 
 use super::error::{PyroError, Result};
-use super::seed::Seed;
+use super::seed::{Seed, SeedContent, Staged};
 use super::state::WorkspaceDir;
 use super::transfer::TransferLimits;
 use crate::backend::qemu::volume as images;
@@ -24,7 +24,6 @@ use pyro_agent::archive;
 use pyro_protocol::ArchiveStats;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Seek;
 use std::path::{Path, PathBuf};
 
 /// A frozen layer: a qcow2 image nothing writes any more. A layer keeps the file name it
@@ -134,11 +133,14 @@ fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PyroE
     move |e| PyroError::io(what, path, e)
 }
 
-/// Make the volume of a new workspace in `dir`: the baseline from `seed` (unpacked on
-/// the host with the same code and rules as a guest-side import, then `mke2fs -d`), or
-/// the shared empty image; an active overlay above it. No baseline archive: the guest
+/// Make the volume of a new workspace in `dir`: the baseline from `seed`, or the
+/// shared empty image; an active overlay above it. No baseline archive: the guest
 /// diffs against the baseline disk it mounts. Returns the chain and the seed's import
 /// statistics.
+///
+/// A directory seed with nothing the archive rules would change is the `mke2fs -d`
+/// source itself ([`baseline_from_directory`]); any other seed is unpacked on the host
+/// with the same code and rules as a guest-side import first ([`baseline_from_tar`]).
 pub fn create(
     cache_dir: &Path,
     dir: &WorkspaceDir,
@@ -150,33 +152,17 @@ pub fn create(
     fs::set_permissions(&vol, fs::Permissions::from_mode(0o700))
         .map_err(io("could not chmod", &vol))?;
     let size = images::volume_size_bytes();
-    let staging = staging_dir(dir, &vol, seed.as_deref().map(seed_len).unwrap_or(0));
-    let _ = fs::remove_dir_all(&staging);
-    let result = (|| -> Result<(PathBuf, Option<ArchiveStats>)> {
-        let (baseline, stats) = match seed {
-            Some(seed) => {
-                seed.tar.rewind().map_err(io("could not read the seed archive", &staging))?;
-                let max_entries = TransferLimits::from_env().max_entries;
-                let stats = archive::unpack_from(
-                    &mut seed.tar,
-                    &staging,
-                    false,
-                    archive::LinkTargets::Kept,
-                    max_entries,
-                )
-                .map_err(|e| PyroError::invalid(format!("could not unpack the seed: {e}")))?;
-                fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
-                    .map_err(io("could not chmod", &staging))?;
-                let image = vol.join("baseline.ext4");
-                images::make_ext4(&image, size, Some(&staging)).map_err(backend_err)?;
-                (image, Some(stats))
-            }
-            None => (images::empty_image(cache_dir).map_err(backend_err)?, None),
-        };
-        Ok((baseline, stats))
-    })();
-    let _ = fs::remove_dir_all(&staging);
-    let (baseline, stats) = result?;
+    let (baseline, stats) = match seed {
+        Some(seed) => {
+            let image = vol.join("baseline.ext4");
+            let stats = match baseline_from_directory(seed, &vol, &image, size)? {
+                Some(stats) => stats,
+                None => baseline_from_tar(dir, seed, &image, size)?,
+            };
+            (image, Some(stats))
+        }
+        None => (images::empty_image(cache_dir).map_err(backend_err)?, None),
+    };
     let mut record = VolumeRecord {
         baseline,
         layers: Vec::new(),
@@ -189,8 +175,58 @@ pub fn create(
     Ok((record, stats))
 }
 
-fn seed_len(seed: &Seed) -> u64 {
-    seed.tar.metadata().map(|m| m.len()).unwrap_or(u64::MAX)
+/// Make `image` with `mke2fs -d` reading the seed directory itself, when its survey
+/// found nothing staging would change (and the volume is not inside it). Returns the
+/// stats the archive path would report, or `None` when the seed must be staged.
+fn baseline_from_directory(
+    seed: &Seed,
+    vol: &Path,
+    image: &Path,
+    size: u64,
+) -> Result<Option<ArchiveStats>> {
+    let SeedContent::Directory(survey) = &seed.content else { return Ok(None) };
+    let inside = match (fs::canonicalize(vol), fs::canonicalize(&seed.source)) {
+        (Ok(vol), Ok(source)) => vol.starts_with(source),
+        _ => true,
+    };
+    let direct = survey.direct.clone().and(if inside { Err(Staged::VolumeInside) } else { Ok(()) });
+    if let Err(reason) = direct {
+        tracing::debug!(source = %seed.source.display(), %reason, "seed: staging the directory");
+        return Ok(None);
+    }
+    images::make_ext4(image, size, Some(&seed.source)).map_err(backend_err)?;
+    Ok(Some(survey.archive.stats.clone()))
+}
+
+/// Make `image` from the seed's tar (a directory is packed now), unpacked into a
+/// staging tree that `mke2fs -d` reads and that is removed afterwards.
+fn baseline_from_tar(
+    dir: &WorkspaceDir,
+    seed: &mut Seed,
+    image: &Path,
+    size: u64,
+) -> Result<ArchiveStats> {
+    use std::os::unix::fs::PermissionsExt;
+    let vol = dir.volume();
+    let staging = staging_dir(dir, &vol, seed.archive_bytes());
+    let _ = fs::remove_dir_all(&staging);
+    let result = (|| -> Result<ArchiveStats> {
+        let max_entries = TransferLimits::from_env().max_entries;
+        let stats = archive::unpack_from(
+            seed.tar()?,
+            &staging,
+            false,
+            archive::LinkTargets::Kept,
+            max_entries,
+        )
+        .map_err(|e| PyroError::invalid(format!("could not unpack the seed: {e}")))?;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
+            .map_err(io("could not chmod", &staging))?;
+        images::make_ext4(image, size, Some(&staging)).map_err(backend_err)?;
+        Ok(stats)
+    })();
+    let _ = fs::remove_dir_all(&staging);
+    result
 }
 
 /// Where a seed is unpacked before `mke2fs -d` reads it: in `/dev/shm` when it has room

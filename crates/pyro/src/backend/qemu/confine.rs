@@ -89,6 +89,12 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// pyro's effective gid.
+pub fn effective_gid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
 /// Find `user` in a passwd file's text: `(uid, gid)`.
 fn lookup_user(passwd: &str, user: &str) -> Option<(u32, u32)> {
     passwd.lines().find_map(|line| {

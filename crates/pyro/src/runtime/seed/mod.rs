@@ -1,5 +1,11 @@
-//! Host-side archives: turning a seed or sync source into a checked tar, and writing an
-//! exported tar to a new host path. Both reuse the agent crate's tar-slip-safe code.
+//! Host-side archives: turning a seed or sync source into a checked tar (or, for a
+//! directory seeding a volume, a surveyed directory packed only if a tar is needed),
+//! and writing an exported tar to a new host path. Both reuse the agent crate's
+//! tar-slip-safe code.
+
+mod survey;
+
+pub use survey::{DirectorySurvey, Staged};
 
 use super::error::{PyroError, Result};
 use super::transfer::{TransferLimits, MAX_ENTRIES_ENV};
@@ -25,11 +31,11 @@ fn too_large(source: &Path, max: u64) -> PyroError {
     ))
 }
 
-/// A checked source archive.
+/// A checked seed source.
 #[derive(Debug)]
 pub struct Seed {
-    /// The plain tar, in an unlinked temporary file (never whole in memory).
-    pub tar: File,
+    /// Its content: a checked tar, or a directory not packed yet.
+    pub content: SeedContent,
     /// `directory` or `tar_archive`.
     pub mode: &'static str,
     /// Absolute source path.
@@ -38,6 +44,43 @@ pub struct Seed {
     pub origin_kind: &'static str,
     /// The source as the caller knows it: the path, or `URL@COMMIT`.
     pub origin_ref: Option<String>,
+}
+
+/// What a [`Seed`] holds.
+#[derive(Debug)]
+pub enum SeedContent {
+    /// The plain tar, in an unlinked temporary file (never whole in memory).
+    Tar(File),
+    /// A host directory within the limits, packed only when a tar is needed
+    /// ([`Seed::tar`]): a volume can be made from the directory itself.
+    Directory(DirectorySurvey),
+}
+
+impl Seed {
+    /// The seed as a checked tar, rewound: a directory is packed now (once), refused
+    /// with the same errors as at [`prepare_tar`] when it grew past the limits since.
+    pub fn tar(&mut self) -> Result<&mut File> {
+        if let SeedContent::Directory(_) = self.content {
+            self.content = SeedContent::Tar(pack_dir(&self.source, &TransferLimits::from_env())?);
+        }
+        match &mut self.content {
+            SeedContent::Tar(file) => {
+                file.rewind().map_err(|e| {
+                    PyroError::io("could not read the seed archive", std::env::temp_dir(), e)
+                })?;
+                Ok(file)
+            }
+            SeedContent::Directory(_) => unreachable!("packed above"),
+        }
+    }
+
+    /// Length of the seed as an archive (bytes), whether packed yet or not.
+    pub fn archive_bytes(&self) -> u64 {
+        match &self.content {
+            SeedContent::Tar(file) => file.metadata().map(|m| m.len()).unwrap_or(u64::MAX),
+            SeedContent::Directory(survey) => survey.archive.archive_bytes,
+        }
+    }
 }
 
 /// Expand `~` and make a host path absolute.
@@ -88,31 +131,69 @@ fn too_many_entries(source: &Path, max: u64) -> PyroError {
     ))
 }
 
+/// Pack the directory `source` into a spooled tar, refused over the limits.
+fn pack_dir(source: &Path, limits: &TransferLimits) -> Result<File> {
+    let spool_err = |e: std::io::Error| {
+        PyroError::io("could not write a spool file in", std::env::temp_dir(), e)
+    };
+    let (writer, _, stats) = archive::pack_path_to(source, BufWriter::new(spool_file()?))
+        .map_err(|e| PyroError::invalid(format!("could not pack {}: {e}", source.display())))?;
+    let mut tar = writer.into_inner().map_err(|e| spool_err(e.into_error()))?;
+    let len = tar.stream_position().map_err(spool_err)?;
+    check_limits(source, len, stats.entry_count, limits)?;
+    Ok(tar)
+}
+
+/// The size cap first, then the entry cap (the order the errors always came in).
+fn check_limits(source: &Path, bytes: u64, entries: u64, limits: &TransferLimits) -> Result<()> {
+    if bytes > limits.max_total_bytes {
+        return Err(too_large(source, limits.max_total_bytes));
+    }
+    if entries > limits.max_entries {
+        return Err(too_many_entries(source, limits.max_entries));
+    }
+    Ok(())
+}
+
 /// Read a directory or `.tar`/`.tar.gz`/`.tgz` into a tar that is safe to unpack,
 /// spooled to a temporary file: memory stays bounded whatever the source's size.
+pub fn prepare_tar(path: &str) -> Result<Seed> {
+    prepare_as(path, false, &TransferLimits::from_env())
+}
+
+/// Check a seed source: a directory is surveyed (`lstat` only) against the limits and
+/// left unpacked (see [`Seed::tar`]); an archive is spooled and validated.
 pub fn prepare(path: &str) -> Result<Seed> {
+    prepare_as(path, true, &TransferLimits::from_env())
+}
+
+fn prepare_as(path: &str, lazy: bool, limits: &TransferLimits) -> Result<Seed> {
     let source = absolute(path)?;
     let meta = fs::metadata(&source).map_err(|_| {
         PyroError::invalid(format!("seed_path {} does not exist", source.display()))
     })?;
-    let limits = TransferLimits::from_env();
     let max = limits.max_total_bytes;
+    let origin_ref = Some(source.display().to_string());
     if meta.is_dir() {
-        let spool_err = |e: std::io::Error| {
-            PyroError::io("could not write a spool file in", std::env::temp_dir(), e)
+        let linked = fs::symlink_metadata(&source).is_ok_and(|m| m.file_type().is_symlink());
+        let content = if linked || !lazy {
+            // A symlink to a directory packs as that one link, as it always did.
+            SeedContent::Tar(pack_dir(&source, limits)?)
+        } else {
+            let survey = survey::survey(&source).map_err(|e| {
+                PyroError::invalid(format!("could not pack {}: {e}", source.display()))
+            })?;
+            let (bytes, entries) = (survey.archive.archive_bytes, survey.archive.stats.entry_count);
+            check_limits(&source, bytes, entries, limits)?;
+            SeedContent::Directory(survey)
         };
-        let (writer, _, stats) = archive::pack_path_to(&source, BufWriter::new(spool_file()?))
-            .map_err(|e| PyroError::invalid(format!("could not pack {}: {e}", source.display())))?;
-        let mut tar = writer.into_inner().map_err(|e| spool_err(e.into_error()))?;
-        let len = tar.stream_position().map_err(spool_err)?;
-        if len > max {
-            return Err(too_large(&source, max));
-        }
-        if stats.entry_count > limits.max_entries {
-            return Err(too_many_entries(&source, limits.max_entries));
-        }
-        let origin_ref = Some(source.display().to_string());
-        return Ok(Seed { tar, mode: "directory", source, origin_kind: "seed_path", origin_ref });
+        return Ok(Seed {
+            content,
+            mode: "directory",
+            source,
+            origin_kind: "seed_path",
+            origin_ref,
+        });
     }
     let Some(gzipped) = is_archive_name(&source).filter(|_| meta.is_file()) else {
         return Err(PyroError::invalid(
@@ -139,8 +220,13 @@ pub fn prepare(path: &str) -> Result<Seed> {
             e => PyroError::invalid(format!("unsafe or invalid archive {}: {e}", source.display())),
         },
     )?;
-    let origin_ref = Some(source.display().to_string());
-    Ok(Seed { tar, mode: "tar_archive", source, origin_kind: "seed_path", origin_ref })
+    Ok(Seed {
+        content: SeedContent::Tar(tar),
+        mode: "tar_archive",
+        source,
+        origin_kind: "seed_path",
+        origin_ref,
+    })
 }
 
 /// Write an exported archive to `output` (which must not exist): a directory becomes a
@@ -224,6 +310,39 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// A surveyed directory is accepted or refused at exactly the limits where packing
+    /// it is, with the same error.
+    #[test]
+    fn the_survey_and_packing_meet_the_limits_alike() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("seed");
+        fs::create_dir_all(root.join("d".repeat(120)).join("sub")).expect("mkdir");
+        fs::write(root.join("a.txt"), vec![b'a'; 1000]).expect("write");
+        fs::write(root.join("d".repeat(120)).join("sub/b"), b"b").expect("write");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).expect("link");
+        let (bytes, _, stats) = archive::pack_path(&root).expect("pack");
+        let (len, entries) = (bytes.len() as u64, stats.entry_count);
+        let path = root.display().to_string();
+        for (max_total_bytes, max_entries) in
+            [(len, entries), (len - 1, entries), (len, entries - 1), (len - 1, entries - 1)]
+        {
+            let limits = TransferLimits { max_total_bytes, chunk_bytes: 1 << 20, max_entries };
+            let outcome = |lazy| match prepare_as(&path, lazy, &limits) {
+                Ok(mut seed) => {
+                    let direct = matches!(seed.content, SeedContent::Directory(_));
+                    assert_eq!(seed.archive_bytes(), len, "lazy {lazy}");
+                    assert_eq!(direct, lazy, "only a lazy prepare leaves the directory");
+                    assert_eq!(seed.tar().expect("tar").metadata().expect("len").len(), len);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let (surveyed, packed) = (outcome(true), outcome(false));
+            assert_eq!(surveyed, packed, "limits {max_total_bytes} bytes, {max_entries} entries");
+            assert_eq!(packed.is_ok(), max_total_bytes == len && max_entries == entries);
+        }
     }
 
     #[test]

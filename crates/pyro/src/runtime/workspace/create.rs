@@ -120,7 +120,7 @@ impl Runtime {
             }
             if let Some(seed) = &mut seed {
                 watch::phase("seeding");
-                let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, &mut seed.tar, false)?;
+                let stats = Self::import_tar(ch.as_mut(), WORKSPACE_PATH, seed.tar()?, false)?;
                 rec.workspace_seed = Self::seed_info(seed, &stats);
             }
             fault::point("create.seeded");

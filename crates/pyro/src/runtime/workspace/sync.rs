@@ -51,11 +51,11 @@ impl Runtime {
                 p.dest
             ))
         })?;
-        let mut source = seed::prepare(&p.source_path)?;
+        let mut source = seed::prepare_tar(&p.source_path)?;
         let Locked { dir, rec, guard: _lock } = self.lock_workspace(&p.workspace_id)?;
         self.require_started(&dir, &rec, "workspace_sync_push")?;
         let mut ch = self.channel(&dir, &rec)?;
-        let stats = Self::import_tar(ch.as_mut(), &dest, &mut source.tar, false)?;
+        let stats = Self::import_tar(ch.as_mut(), &dest, source.tar()?, false)?;
         drop(ch);
         let mut rec = rec;
         rec.last_activity_at = now();
