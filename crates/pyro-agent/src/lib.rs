@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+mod change_watch;
 mod error;
 mod exec;
 mod exec_streams;
@@ -96,6 +97,7 @@ pub const CAPABILITIES: &[&str] = &[
     "tree_diff",
     "exec_stream",
     pyro_protocol::VOLUME_CAPABILITY,
+    pyro_protocol::CHANGE_WATCH_CAPABILITY,
 ];
 
 /// The plan of `req` in `cwd` with `base_env`.
@@ -140,6 +142,8 @@ pub struct Sandbox {
     transfers: transfers::Transfers,
     baseline_dir: Option<PathBuf>,
     execs: exec_streams::ExecStreams,
+    /// The change tracking of `/workspace`, from the mount that started it.
+    change_watch: std::sync::Mutex<Option<std::sync::Arc<change_watch::ChangeWatch>>>,
 }
 
 impl Sandbox {
@@ -163,6 +167,7 @@ impl Sandbox {
             transfers: transfers::Transfers::new(PathBuf::from("/var/tmp/pyro-transfers")),
             baseline_dir: Some(PathBuf::from(pyro_protocol::BASELINE_MOUNT)),
             execs: exec_streams::ExecStreams::default(),
+            change_watch: Default::default(),
         }
     }
 
@@ -178,6 +183,7 @@ impl Sandbox {
             transfers: transfers::Transfers::new(std::env::temp_dir()),
             baseline_dir: None,
             execs: exec_streams::ExecStreams::default(),
+            change_watch: Default::default(),
         }
     }
 
@@ -298,10 +304,16 @@ impl Sandbox {
                 let stats = files::import_from(dir, &dest, replace, &*file, self.import_links())?;
                 Response::Imported { stats }
             }
-            Request::TreeDiffOpen { root, baseline_root, limits } => {
+            Request::TreeDiffOpen { root, baseline_root, limits, full_walk } => {
                 let current = self.tree_root(&root)?;
                 let baseline = self.baseline_root(&baseline_root)?;
-                let answer = tree_diff::diff_trees(&current, &baseline, limits)?;
+                // Tracking knows /workspace against the baseline mount only.
+                let whole = root.trim_end_matches('/') == pyro_protocol::WORKSPACE_ROOT
+                    && baseline_root.trim_end_matches('/') == pyro_protocol::BASELINE_MOUNT;
+                let answer = match self.change_watch().filter(|_| whole && !full_walk) {
+                    Some(watch) => change_watch::tracked_diff(&watch, &current, &baseline, limits)?,
+                    None => tree_diff::diff_trees(&current, &baseline, limits)?,
+                };
                 transfer_opened(self.transfers.open_document(&answer, limits.max_answer_bytes)?)
             }
             Request::TransferClose { transfer_id } => {
@@ -324,14 +336,26 @@ impl Sandbox {
                 sys::sync_all();
                 Response::Done
             }
-            Request::MountWorkspace => {
+            Request::MountWorkspace { known_changes } => {
                 self.require_guest("mounting the workspace volume")?;
-                volume::mount_workspace()?;
-                tree_diff::warm_in_background(&[
-                    pyro_protocol::BASELINE_MOUNT,
-                    pyro_protocol::WORKSPACE_ROOT,
-                ]);
+                let mounted_now = volume::mount_workspace()?;
+                // Only a mount made just now has seen no change yet: track from here.
+                let known = known_changes.as_deref().and_then(change_watch::from_wire);
+                let tracked_known = mounted_now && self.start_change_watch(known.clone());
+                // With a known set the first diff is tracked and reads a few inodes;
+                // otherwise it walks both trees whole: have them in memory by then.
+                if !(tracked_known && known.is_some()) {
+                    tree_diff::warm_in_background(&[
+                        pyro_protocol::BASELINE_MOUNT,
+                        pyro_protocol::WORKSPACE_ROOT,
+                    ]);
+                }
                 Response::Done
+            }
+            Request::ChangeCandidates => {
+                self.require_guest("tracking workspace changes")?;
+                let paths = self.change_watch().and_then(|watch| watch.change_set());
+                Response::ChangeCandidates { paths }
             }
             Request::FreezeWorkspace { thaw_after_ms } => {
                 self.require_guest("freezing the workspace")?;
@@ -408,6 +432,28 @@ impl Sandbox {
             },
             _ => return Err(SandboxError::Unsupported("unsupported operation".to_owned())),
         })
+    }
+
+    /// The change tracking of `/workspace`, if a mount started one.
+    fn change_watch(&self) -> Option<std::sync::Arc<change_watch::ChangeWatch>> {
+        self.change_watch.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Start tracking the just mounted `/workspace` with base `known`; false when the
+    /// kernel refused (then every diff walks both trees, as before tracking existed).
+    fn start_change_watch(&self, known: Option<change_watch::Candidates>) -> bool {
+        let root = Path::new(pyro_protocol::WORKSPACE_ROOT);
+        match change_watch::ChangeWatch::start(root, known) {
+            Ok(watch) => {
+                *self.change_watch.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(watch);
+                true
+            }
+            Err(e) => {
+                eprintln!("pyro-guest-agent: no change tracking of /workspace: {e}");
+                false
+            }
+        }
     }
 
     /// The `hello` answer: versions, capabilities and the kernel release.

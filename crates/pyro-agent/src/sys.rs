@@ -277,6 +277,107 @@ pub fn is_mount_point(dir: &std::path::Path) -> bool {
     }
 }
 
+/// A fanotify notification group (`FAN_CLASS_NOTIF`: it only listens, never blocks an
+/// access) that reports the parent directory's file handle and the entry's name with
+/// each event (`FAN_REPORT_DFID_NAME`, Linux 5.9+), non-blocking; needs CAP_SYS_ADMIN.
+pub(crate) fn fanotify_dfid_name_group() -> io::Result<std::os::fd::OwnedFd> {
+    let flags =
+        libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | libc::FAN_REPORT_DFID_NAME;
+    // SAFETY: fanotify_init takes two integer arguments and touches no memory of ours.
+    // JUSTIFICATION: std has no fanotify; nix has no parser for the FID-mode records
+    // this group reports (see `change_watch`), so the crate would only add a wrapper.
+    let fd = unsafe { libc::fanotify_init(flags, libc::O_RDONLY as libc::c_uint) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by fanotify_init, is open, and nothing else owns it.
+    // JUSTIFICATION: an OwnedFd closes it exactly once.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Mark the whole file system `path` is on (`FAN_MARK_FILESYSTEM`) in `group` for the
+/// events of `mask`.
+pub(crate) fn fanotify_mark_filesystem(
+    group: &std::os::fd::OwnedFd,
+    path: &std::path::Path,
+    mask: u64,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("NUL byte in a path"))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(group);
+    // SAFETY: `path` is a NUL-terminated string alive for the call; `fd` is an open
+    // fanotify group; the other arguments are integers.
+    // JUSTIFICATION: as for `fanotify_dfid_name_group`.
+    let rc = unsafe {
+        libc::fanotify_mark(
+            fd,
+            libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+            mask,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Open the object a file handle names (`open_by_handle_at`, `O_PATH`: nothing is read)
+/// on the file system of `mount`. `handle` is a `struct file_handle` as the kernel wrote
+/// it: `handle_bytes` (u32), `handle_type` (i32), then `handle_bytes` bytes. Needs
+/// CAP_DAC_READ_SEARCH. A handle of an object that is gone is `ESTALE`.
+pub(crate) fn open_by_handle(
+    mount: &std::fs::File,
+    handle: &[u8],
+) -> io::Result<std::os::fd::OwnedFd> {
+    let bad = || io::Error::from_raw_os_error(libc::EINVAL);
+    let declared = handle.get(..4).ok_or_else(bad)?;
+    let declared = u32::from_ne_bytes(declared.try_into().map_err(|_| bad())?) as usize;
+    if handle.len() != 8 + declared || declared > 128 {
+        return Err(bad());
+    }
+    // A u32 buffer: struct file_handle is 4-byte aligned.
+    let mut buf = vec![0u32; handle.len().div_ceil(4)];
+    for (i, byte) in handle.iter().enumerate() {
+        let word = &mut buf[i / 4];
+        let mut bytes = word.to_ne_bytes();
+        bytes[i % 4] = *byte;
+        *word = u32::from_ne_bytes(bytes);
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(mount);
+    // SAFETY: `buf` is a 4-byte aligned struct file_handle whose handle_bytes (checked
+    // above against the buffer) says how many bytes follow the 8-byte header, all inside
+    // `buf`, which outlives the call; the kernel only reads it. `fd` is open.
+    // JUSTIFICATION: std has no way to open a file handle.
+    let rc = unsafe {
+        libc::open_by_handle_at(
+            fd,
+            buf.as_mut_ptr().cast::<libc::file_handle>(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `rc` is a new descriptor nothing else owns.
+    // JUSTIFICATION: an OwnedFd closes it exactly once.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(rc) })
+}
+
+/// Wait, without a timeout, until `fd` is readable (or in error: the next read says).
+pub(crate) fn wait_readable(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll reads and writes exactly one pollfd through the pointer, which points
+    // to `pfd`, alive for the call; the caller keeps `fd` open.
+    // JUSTIFICATION: std cannot wait for a descriptor to become readable.
+    if unsafe { libc::poll(&mut pfd, 1, -1) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

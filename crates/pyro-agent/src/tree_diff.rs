@@ -27,6 +27,14 @@
 //! files count as absent. Text (valid UTF-8 without NUL) of the files the host needs
 //! for a patch travels in the answer, bounded by [`TreeDiffLimits::max_text_bytes`].
 //!
+//! # Candidates only (protocol 1.11)
+//!
+//! When the agent tracks `/workspace` (`change_watch`), a diff of `/workspace` against
+//! the baseline mount compares only the candidate paths ([`diff_candidates`]), with the
+//! same `compare` as the walk, so the answer holds the same changes; the walk
+//! ([`diff_trees`]) remains for unknown sets, lost logs, hard-linked files and other
+//! roots.
+//!
 //! [`Request::TreeDiffOpen`]: pyro_protocol::Request::TreeDiffOpen
 
 use crate::error::SandboxError;
@@ -95,30 +103,83 @@ pub(crate) fn diff_trees(
     baseline: &Path,
     limits: TreeDiffLimits,
 ) -> Result<TreeDiffAnswer, SandboxError> {
-    let root_meta = |path: &Path| -> Result<Metadata, SandboxError> {
-        let shown = path.display().to_string();
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => Ok(meta),
-            Ok(_) => {
-                Err(SandboxError::Invalid(format!("tree diff root is not a directory: {shown}")))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SandboxError::NotFound(shown)),
-            Err(e) => Err(SandboxError::io("stat", &shown, e)),
-        }
-    };
-    let current_dev = root_meta(current)?.dev();
-    let baseline_dev = root_meta(baseline)?.dev();
-    let mut walker = Walker {
-        current: current.to_path_buf(),
-        baseline: baseline.to_path_buf(),
-        current_dev,
-        baseline_dev,
-        limits,
-        text_bytes: 0,
-        answer: TreeDiffAnswer::default(),
-    };
+    let mut walker = Walker::new(current, baseline, limits)?;
     walker.walk_pair(Path::new(""))?;
     Ok(walker.answer)
+}
+
+/// [`diff_trees`], also returning the changed paths (relative, as on disk: names that
+/// are not UTF-8 intact).
+pub(crate) fn diff_trees_recording(
+    current: &Path,
+    baseline: &Path,
+    limits: TreeDiffLimits,
+) -> Result<(TreeDiffAnswer, Vec<PathBuf>), SandboxError> {
+    let mut walker = Walker::new(current, baseline, limits)?;
+    walker.walk_pair(Path::new(""))?;
+    Ok((walker.answer, walker.changed))
+}
+
+/// The answer [`diff_trees`] gives, found by comparing only `candidates` (relative
+/// paths; deep: the entry and everything below it; shallow: the entry itself) in the
+/// knowledge that no other path differs (`change_watch`). `None` when a regular file
+/// with more than one link was met on either side: another of its names may have
+/// changed without being a candidate, so only a full walk is sure.
+///
+/// Each candidate is moved up to its top-most ancestor that is not a directory on both
+/// sides (made deep): an entry below a directory that was added, removed or replaced is
+/// reported with it, as the full walk reports it. Then in path order (components, so
+/// an entry's descendants follow it), a candidate below a deep one is skipped (its
+/// compare covered it); a shallow candidate that is a directory on both sides needs
+/// nothing (directories are not compared); every other one is compared as the full walk
+/// compares it. Changes come in another order than the walk's; the host orders them.
+pub(crate) fn diff_candidates(
+    current: &Path,
+    baseline: &Path,
+    limits: TreeDiffLimits,
+    candidates: &std::collections::BTreeMap<PathBuf, bool>,
+) -> Result<Option<TreeDiffAnswer>, SandboxError> {
+    let mut walker = Walker::new(current, baseline, limits)?;
+    walker.tracked = true;
+    let mut lifted: std::collections::BTreeMap<PathBuf, bool> = Default::default();
+    let mut dirs = std::collections::HashMap::new();
+    for (path, deep) in candidates {
+        let normal = path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !normal || path.as_os_str().is_empty() {
+            continue;
+        }
+        let mut at = PathBuf::new();
+        let mut target = (path.clone(), *deep);
+        let mut parts = path.components().peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                break;
+            }
+            at.push(part);
+            if !walker.dir_on_both_sides(&at, &mut dirs)? {
+                target = (at.clone(), true);
+                break;
+            }
+        }
+        let entry = lifted.entry(target.0).or_insert(false);
+        *entry |= target.1;
+    }
+    let mut covered: Option<PathBuf> = None;
+    for (path, deep) in lifted {
+        if covered.as_ref().is_some_and(|top| path.starts_with(top)) {
+            continue;
+        }
+        if deep {
+            walker.compare(&path)?;
+            covered = Some(path);
+        } else if !walker.dir_on_both_sides(&path, &mut dirs)? {
+            walker.compare(&path)?;
+        }
+        if walker.multi_link {
+            return Ok(None);
+        }
+    }
+    Ok(Some(walker.answer))
 }
 
 struct Walker {
@@ -129,6 +190,12 @@ struct Walker {
     limits: TreeDiffLimits,
     text_bytes: u64,
     answer: TreeDiffAnswer,
+    /// Relative paths of `answer.changes`, in the same order.
+    changed: Vec<PathBuf>,
+    /// Comparing candidates only: note regular files with more than one link.
+    tracked: bool,
+    /// A regular file with more than one link was stat'ed (tracked mode).
+    multi_link: bool,
 }
 
 fn rel_string(rel: &Path) -> String {
@@ -136,6 +203,56 @@ fn rel_string(rel: &Path) -> String {
 }
 
 impl Walker {
+    fn new(current: &Path, baseline: &Path, limits: TreeDiffLimits) -> Result<Self, SandboxError> {
+        let root_meta = |path: &Path| -> Result<Metadata, SandboxError> {
+            let shown = path.display().to_string();
+            match fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => Ok(meta),
+                Ok(_) => Err(SandboxError::Invalid(format!(
+                    "tree diff root is not a directory: {shown}"
+                ))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SandboxError::NotFound(shown)),
+                Err(e) => Err(SandboxError::io("stat", &shown, e)),
+            }
+        };
+        Ok(Walker {
+            current: current.to_path_buf(),
+            baseline: baseline.to_path_buf(),
+            current_dev: root_meta(current)?.dev(),
+            baseline_dev: root_meta(baseline)?.dev(),
+            limits,
+            text_bytes: 0,
+            answer: TreeDiffAnswer::default(),
+            changed: Vec::new(),
+            tracked: false,
+            multi_link: false,
+        })
+    }
+
+    /// Whether `rel` is a directory (not a symlink) on both sides; answers cached in
+    /// `known` (candidates share ancestors). Its ancestors must be so already.
+    fn dir_on_both_sides(
+        &mut self,
+        rel: &Path,
+        known: &mut std::collections::HashMap<PathBuf, bool>,
+    ) -> Result<bool, SandboxError> {
+        if let Some(answer) = known.get(rel) {
+            return Ok(*answer);
+        }
+        let mut both = true;
+        for tree in [Tree::Baseline, Tree::Current] {
+            let is_dir = self.stat(tree, rel)?.is_some_and(|meta| meta.is_dir());
+            both &= is_dir;
+        }
+        known.insert(rel.to_path_buf(), both);
+        Ok(both)
+    }
+
+    fn push(&mut self, rel: &Path, change: TreeChange) {
+        self.answer.changes.push(change);
+        self.changed.push(rel.to_path_buf());
+    }
+
     fn root(&self, tree: Tree) -> &Path {
         match tree {
             Tree::Baseline => &self.baseline,
@@ -177,6 +294,9 @@ impl Walker {
         match fs::symlink_metadata(&path) {
             Ok(meta) => {
                 self.count()?;
+                if self.tracked && meta.is_file() && meta.nlink() > 1 {
+                    self.multi_link = true;
+                }
                 Ok(Some(meta))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -253,7 +373,7 @@ impl Walker {
                     new: Some(self.side(Tree::Current, rel, b, kb)?),
                     content_changed: false,
                 };
-                self.answer.changes.push(change);
+                self.push(rel, change);
                 for (tree, meta, k) in [(Tree::Baseline, a, ka), (Tree::Current, b, kb)] {
                     if k == ArtifactType::Directory {
                         self.same_fs(tree, rel, meta)?;
@@ -291,12 +411,10 @@ impl Walker {
         let new = self.side(Tree::Current, rel, b, ArtifactType::Symlink)?;
         if old.link_target != new.link_target {
             let path = rel_string(rel);
-            self.answer.changes.push(TreeChange {
-                path,
-                old: Some(old),
-                new: Some(new),
-                content_changed: false,
-            });
+            self.push(
+                rel,
+                TreeChange { path, old: Some(old), new: Some(new), content_changed: false },
+            );
         }
         Ok(())
     }
@@ -343,12 +461,7 @@ impl Walker {
             }
         }
         let path = rel_string(rel);
-        self.answer.changes.push(TreeChange {
-            path,
-            old: Some(old),
-            new: Some(new),
-            content_changed,
-        });
+        self.push(rel, TreeChange { path, old: Some(old), new: Some(new), content_changed });
         Ok(())
     }
 
@@ -363,12 +476,7 @@ impl Walker {
             Tree::Baseline => (Some(side), None),
             Tree::Current => (None, Some(side)),
         };
-        self.answer.changes.push(TreeChange {
-            path: rel_string(rel),
-            old,
-            new,
-            content_changed: false,
-        });
+        self.push(rel, TreeChange { path: rel_string(rel), old, new, content_changed: false });
         if k == ArtifactType::Directory {
             self.same_fs(tree, rel, meta)?;
             self.walk_one(tree, rel)?;
@@ -634,6 +742,79 @@ mod tests {
         assert_eq!(texts, Some((Some("abc\n".into()), Some("abd\n".into()))));
     }
 
+    fn sorted(mut answer: TreeDiffAnswer) -> Vec<TreeChange> {
+        answer.changes.sort_by(|a, b| a.path.cmp(&b.path));
+        answer.changes
+    }
+
+    fn set(items: &[(&str, bool)]) -> std::collections::BTreeMap<PathBuf, bool> {
+        items.iter().map(|(p, d)| (PathBuf::from(p), *d)).collect()
+    }
+
+    #[test]
+    fn candidates_give_the_full_walks_answer_with_lifting_and_pruning() {
+        let (_tmp, base, cur) = trees();
+        for tree in [&base, &cur] {
+            fs::create_dir_all(tree.join("big/sub")).expect("mkdir");
+            fs::create_dir_all(tree.join("gone/deeper")).expect("mkdir");
+            fs::write(tree.join("gone/deeper/f"), "f\n").expect("write");
+            for i in 0..40 {
+                fs::write(tree.join(format!("big/sub/keep{i}")), "k\n").expect("write");
+            }
+            fs::write(tree.join("big/edit"), "old\n").expect("write");
+            fs::write(tree.join("becomes-dir"), "file\n").expect("write");
+            fs::write(tree.join("a-b"), "x\n").expect("write");
+        }
+        fs::write(cur.join("big/edit"), "new\n").expect("write");
+        fs::remove_dir_all(cur.join("gone")).expect("rm");
+        fs::write(cur.join("gone"), "now a file\n").expect("write");
+        fs::remove_file(cur.join("becomes-dir")).expect("rm");
+        fs::create_dir_all(cur.join("becomes-dir/inner")).expect("mkdir");
+        fs::write(cur.join("becomes-dir/inner/x"), "x\n").expect("write");
+        fs::write(cur.join("a-b"), "y\n").expect("write");
+        let full = diff_trees(&cur, &base, limits()).expect("full");
+        let candidates = set(&[
+            ("big/edit", false),
+            // A shallow directory on both sides: nothing to do.
+            ("big", false),
+            // Below a replaced directory: lifted to it, made deep.
+            ("gone/deeper/f", false),
+            // A deep one and entries below it (compared once, by its recursion).
+            ("becomes-dir", true),
+            ("becomes-dir/inner", true),
+            ("becomes-dir/inner/x", false),
+            // Sorted after "a" but not below it.
+            ("a-b", false),
+            // Names nothing on either side.
+            ("never/was", false),
+        ]);
+        let tracked = diff_candidates(&cur, &base, limits(), &candidates)
+            .expect("tracked")
+            .expect("no multi-link files");
+        assert!(tracked.scanned < full.scanned, "{} vs {}", tracked.scanned, full.scanned);
+        assert_eq!(sorted(tracked), sorted(full.clone()));
+        // Missing a changed path gives another answer: the candidates are what is compared.
+        let short = diff_candidates(&cur, &base, limits(), &set(&[("big/edit", false)]))
+            .expect("tracked")
+            .expect("answer");
+        assert_ne!(sorted(short), sorted(full));
+    }
+
+    #[test]
+    fn a_file_with_more_links_needs_a_full_walk() {
+        let (_tmp, base, cur) = trees();
+        fs::write(base.join("f"), "1\n").expect("write");
+        fs::write(cur.join("f"), "2\n").expect("write");
+        fs::hard_link(cur.join("f"), cur.join("g")).expect("link");
+        let answer = diff_candidates(&cur, &base, limits(), &set(&[("g", false)])).expect("ok");
+        assert_eq!(answer, None);
+        // Below a deep candidate too.
+        fs::create_dir(cur.join("d")).expect("mkdir");
+        fs::rename(cur.join("g"), cur.join("d/g")).expect("mv");
+        let answer = diff_candidates(&cur, &base, limits(), &set(&[("d", true)])).expect("ok");
+        assert_eq!(answer, None);
+    }
+
     #[test]
     fn warming_visits_every_entry_without_following_links() {
         let (tmp, base, _cur) = trees();
@@ -675,6 +856,7 @@ mod tests {
             root: root.into(),
             baseline_root: baseline.into(),
             limits: limits(),
+            full_walk: false,
         };
         let host = Sandbox::host_compat(tmp.path());
         assert!(matches!(

@@ -49,15 +49,16 @@ fn is_mount_point(target: &str) -> bool {
     text.lines().any(|line| line.split(' ').nth(4) == Some(target))
 }
 
-/// Mount the disk with `serial` on `target` unless something is mounted there already.
+/// Mount the disk with `serial` on `target` unless something is mounted there already;
+/// whether it mounted it now.
 fn mount_disk(
     serial: &str,
     target: &str,
     flags: libc::c_ulong,
     data: &str,
-) -> Result<(), SandboxError> {
+) -> Result<bool, SandboxError> {
     if is_mount_point(target) {
-        return Ok(());
+        return Ok(false);
     }
     let device = find_disk(serial)?;
     let shown = device.display().to_string();
@@ -67,12 +68,14 @@ fn mount_disk(
     drop(handle);
     fs::create_dir_all(target).map_err(|e| SandboxError::io("create", target, e))?;
     sys::mount(&shown, target, "ext4", flags, data)
-        .map_err(|e| SandboxError::io("mount the workspace volume on", target, e))
+        .map_err(|e| SandboxError::io("mount the workspace volume on", target, e))?;
+    Ok(true)
 }
 
 /// Mount the workspace volume on `/workspace` and the baseline read-only on
-/// [`BASELINE_MOUNT`] (no-ops for what is mounted already).
-pub fn mount_workspace() -> Result<(), SandboxError> {
+/// [`BASELINE_MOUNT`] (no-ops for what is mounted already); whether `/workspace` was
+/// mounted now.
+pub fn mount_workspace() -> Result<bool, SandboxError> {
     mount_disk(BASELINE_VOLUME_SERIAL, BASELINE_MOUNT, libc::MS_RDONLY | libc::MS_NODEV, "noload")?;
     mount_disk(WORKSPACE_VOLUME_SERIAL, WORKSPACE_ROOT, libc::MS_NODEV, "")
 }

@@ -88,6 +88,20 @@ pub const BASELINE_VOLUME_SERIAL: &str = "pyro-baseline";
 /// [`Request::FreezeWorkspace`] and [`Request::ThawWorkspace`] (since 1.10).
 pub const VOLUME_CAPABILITY: &str = "workspace_volume";
 
+/// Capability named in `hello` by agents that track which paths of `/workspace` may
+/// differ from the baseline (fanotify), so a [`Request::TreeDiffOpen`] of `/workspace`
+/// against [`BASELINE_MOUNT`] compares only those: they take
+/// [`Request::MountWorkspace`]'s `known_changes`, answer [`Request::ChangeCandidates`]
+/// and honour [`Request::TreeDiffOpen`]'s `full_walk` (since 1.11).
+pub const CHANGE_WATCH_CAPABILITY: &str = "change_watch";
+
+/// Most paths in a change set ([`Request::MountWorkspace`]'s `known_changes`,
+/// [`Response::ChangeCandidates`]); a bigger set is sent as unknown.
+pub const MAX_CHANGE_SET_PATHS: usize = 20_000;
+
+/// Most bytes of all paths of a change set together.
+pub const MAX_CHANGE_SET_BYTES: usize = 1 << 20;
+
 /// Longest a [`Request::FreezeWorkspace`] may keep `/workspace` frozen, in milliseconds.
 pub const MAX_FREEZE_MS: u64 = 30_000;
 
@@ -251,6 +265,11 @@ pub enum Request {
         baseline_root: String,
         /// Bounds on the walk and the answer.
         limits: TreeDiffLimits,
+        /// Walk both trees whole even when the agent tracks changes (tests, benchmarks);
+        /// such a walk leaves the tracking as it was. Since 1.11; older agents always
+        /// walk whole.
+        #[serde(default)]
+        full_walk: bool,
     },
     /// Drop a transfer and its spool file (missing ids are not an error). Answer:
     /// [`Response::Done`]. Since 1.7.
@@ -275,7 +294,24 @@ pub enum Request {
     /// disk's page cache is dropped first (`BLKFLSBUF`): a clone inherits the cache of
     /// the placeholder disk its template probed. Mounting what is already mounted there
     /// is a no-op. Guest mode only. Answer: [`Response::Done`]. Since 1.10.
-    MountWorkspace,
+    ///
+    /// An agent with [`CHANGE_WATCH_CAPABILITY`] starts tracking changes of `/workspace`
+    /// when it mounts it (not when it was mounted already).
+    MountWorkspace {
+        /// The paths (relative to `/workspace`, normalised) that may differ from the
+        /// baseline in the volume being mounted, as the host knows them: empty right
+        /// after create and after a reset to the baseline; the set taken with
+        /// [`Request::ChangeCandidates`] when the snapshot being reset onto was taken;
+        /// `None` (unknown: the first diff walks both trees whole) otherwise. At most
+        /// [`MAX_CHANGE_SET_PATHS`] paths and [`MAX_CHANGE_SET_BYTES`]. Since 1.11.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        known_changes: Option<Vec<String>>,
+    },
+    /// The paths of `/workspace` that may differ from the baseline now (tracked since the
+    /// mount; taken by the host while `/workspace` is frozen for a snapshot, and given
+    /// back as `known_changes` on a reset onto it). Answer: [`Response::ChangeCandidates`].
+    /// Since 1.11, capability [`CHANGE_WATCH_CAPABILITY`].
+    ChangeCandidates,
     /// Flush and freeze `/workspace` (`FIFREEZE`) so its disk can be copied consistently.
     /// The agent thaws it by itself after `thaw_after_ms` (at most [`MAX_FREEZE_MS`]) if no
     /// [`Request::ThawWorkspace`] came. Guest mode only. Answer: [`Response::Done`].
@@ -405,6 +441,12 @@ pub struct TreeDiffAnswer {
     pub candidates: u64,
     /// Paths that differ, in walk order.
     pub changes: Vec<TreeChange>,
+    /// Only the tracked candidate paths were compared (not both trees whole). Since 1.11.
+    #[serde(default)]
+    pub tracked: bool,
+    /// How many candidate paths a tracked diff started from. Since 1.11.
+    #[serde(default)]
+    pub tracked_paths: u64,
 }
 
 /// One path that differs between the trees of a [`Request::TreeDiffOpen`].
@@ -696,6 +738,13 @@ pub enum Response {
     Exec(ExecOutput),
     /// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]. Since 1.9.
     ExecChunk(ExecChunk),
+    /// Answer to [`Request::ChangeCandidates`]. Since 1.11.
+    ChangeCandidates {
+        /// Relative, normalised paths that may differ from the baseline (a directory
+        /// stands for everything below it); `None`: not known (tracking lost events, or
+        /// the set is over [`MAX_CHANGE_SET_PATHS`] or [`MAX_CHANGE_SET_BYTES`]).
+        paths: Option<Vec<String>>,
+    },
     /// Answer to [`Request::ListFiles`].
     Files {
         /// Entries, sorted as documented on the request.
@@ -801,6 +850,44 @@ mod tests {
         let back: RequestFrame = serde_json::from_slice(&line).expect("decode");
         assert_eq!(back.id, 7);
         assert!(matches!(back.request, Request::ReadFile { max_bytes: 10, .. }));
+    }
+
+    #[test]
+    fn change_watch_fields_are_optional_both_ways() {
+        // An older host's mount and tree diff requests still parse (unknown set, no forced
+        // walk) ...
+        let old: RequestFrame =
+            serde_json::from_str(r#"{"id":1,"op":"mount_workspace"}"#).expect("parse");
+        assert!(matches!(old.request, Request::MountWorkspace { known_changes: None }));
+        let old: RequestFrame = serde_json::from_str(
+            r#"{"id":2,"op":"tree_diff_open","root":"/workspace","baseline_root":"/b",
+               "limits":{"max_entries":1,"max_text_bytes":1,"max_answer_bytes":1}}"#,
+        )
+        .expect("parse");
+        assert!(matches!(old.request, Request::TreeDiffOpen { full_walk: false, .. }));
+        // ... an unknown set is left out of the line, so an older agent sees what it knows
+        let line = encode_line(&RequestFrame {
+            id: 3,
+            request: Request::MountWorkspace { known_changes: None },
+        })
+        .expect("encode");
+        assert_eq!(
+            std::str::from_utf8(&line).expect("utf8"),
+            "{\"id\":3,\"op\":\"mount_workspace\"}\n"
+        );
+        // ... and an older agent's answer has no tracking fields.
+        let answer: TreeDiffAnswer =
+            serde_json::from_str(r#"{"scanned":2,"candidates":0,"changes":[]}"#).expect("parse");
+        assert!(!answer.tracked && answer.tracked_paths == 0);
+        let known = RequestFrame {
+            id: 4,
+            request: Request::MountWorkspace { known_changes: Some(vec!["a/b".into()]) },
+        };
+        let back: RequestFrame =
+            serde_json::from_slice(&encode_line(&known).expect("encode")).expect("decode");
+        assert!(
+            matches!(back.request, Request::MountWorkspace { known_changes: Some(ref p) } if p == &["a/b"])
+        );
     }
 
     #[test]

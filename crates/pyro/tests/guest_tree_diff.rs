@@ -55,8 +55,12 @@ fn archive_diff(channel: &mut dyn AgentChannel, base: &str, cur: &str) -> diff::
 
 /// The agent's raw answer (for its counts), read in one chunk.
 fn raw_answer(channel: &mut dyn AgentChannel, base: &str, cur: &str) -> TreeDiffAnswer {
-    let request =
-        Request::TreeDiffOpen { root: cur.into(), baseline_root: base.into(), limits: limits() };
+    let request = Request::TreeDiffOpen {
+        root: cur.into(),
+        baseline_root: base.into(),
+        limits: limits(),
+        full_walk: false,
+    };
     let Response::TransferOpened { transfer_id, size_bytes, .. } =
         channel.call(request, Duration::from_secs(60)).expect("tree diff")
     else {

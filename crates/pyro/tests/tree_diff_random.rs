@@ -245,6 +245,7 @@ fn live(ws: &Path) -> (diff::TreeDiff, pyro_protocol::TreeDiffAnswer) {
         root: "/workspace/cur".into(),
         baseline_root: "/workspace/base".into(),
         limits: limits(),
+        full_walk: false,
     }) {
         Response::TransferOpened { transfer_id, size_bytes, .. } => {
             let Response::Chunk { data_b64, .. } = agent.0.handle(Request::TransferRead {

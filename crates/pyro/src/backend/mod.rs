@@ -198,6 +198,12 @@ pub struct VolumeSpec {
     pub layers: Vec<PathBuf>,
     /// The writable qcow2 overlay on top (backed by the last layer, else the baseline).
     pub active: PathBuf,
+    /// The paths (relative to `/workspace`) that may differ from the baseline in this
+    /// chain, when the runtime knows them (empty right after create and after a reset
+    /// to the baseline; the set taken with a snapshot on a reset onto it); `None`:
+    /// unknown. Handed to the guest agent's change tracking
+    /// ([`pyro_protocol::Request::MountWorkspace`]), so the first diff needs no full walk.
+    pub known_changes: Option<Vec<String>>,
 }
 
 /// Facts about a booted sandbox, recorded by the runtime.

@@ -5,6 +5,7 @@
 //! [`Backend`] trait and the agent protocol, so each operation is written once.
 
 mod agent;
+pub mod change_sets;
 pub mod daily_loop;
 pub mod diff;
 mod disk;

@@ -11,6 +11,11 @@
 //! archive path builds, through the same [`diff::classify`] / [`diff::assemble`], so
 //! the output is byte-identical for the same trees.
 //!
+//! An agent with [`pyro_protocol::CHANGE_WATCH_CAPABILITY`] compares only the paths it
+//! tracked as possibly changed (fanotify; see `pyro_agent`'s `change_watch` and
+//! [`super::change_sets`]) and says so (`tracked`); its answer is checked the same way.
+//! [`live_answer`] with `full_walk` forces the walk of both trees (tests, benchmarks).
+//!
 //! # Checks on the answer
 //!
 //! The announced and delivered length against [`TreeDiffLimits::max_answer_bytes`];
@@ -69,11 +74,34 @@ pub fn live_diff(
     limits: TreeDiffLimits,
     chunk_bytes: u64,
 ) -> Result<std::result::Result<TreeDiff, Declined>> {
+    let request = Request::TreeDiffOpen {
+        root: root.into(),
+        baseline_root: baseline_root.into(),
+        limits,
+        full_walk: false,
+    };
+    Ok(match live_answer(channel, request, chunk_bytes)? {
+        Ok(answer) => Ok(build(answer, &limits)?),
+        Err(declined) => Err(declined),
+    })
+}
+
+/// The agent's answer to `request` (a [`Request::TreeDiffOpen`]), read back and parsed
+/// but not yet checked (that is [`build`]); `Ok(Err(_))`: declined, as for [`live_diff`].
+/// Tests and benchmarks use it to see how the agent diffed (`tracked`) or to force a
+/// full walk.
+pub fn live_answer(
+    channel: &mut dyn AgentChannel,
+    request: Request,
+    chunk_bytes: u64,
+) -> Result<std::result::Result<TreeDiffAnswer, Declined>> {
     if !channel.supports(TREE_DIFF_CAPABILITY) {
         return Ok(Err(Declined(format!("the guest agent does not serve {TREE_DIFF_CAPABILITY}"))));
     }
-    let request =
-        Request::TreeDiffOpen { root: root.into(), baseline_root: baseline_root.into(), limits };
+    let Request::TreeDiffOpen { limits, .. } = &request else {
+        return Err(PyroError::invalid("live_answer takes a tree_diff_open request"));
+    };
+    let limits = *limits;
     let (transfer_id, size) = match channel.call(request, WALK_TIMEOUT)? {
         Response::TransferOpened { transfer_id, size_bytes, .. } => (transfer_id, size_bytes),
         Response::Error { kind: ErrorKind::TooLarge | ErrorKind::Unsupported, message } => {
@@ -103,7 +131,7 @@ pub fn live_diff(
     transfer::close(channel, &transfer_id);
     let answer: TreeDiffAnswer = serde_json::from_slice(&read?)
         .map_err(|e| invalid(format!("a tree diff answer that is not valid JSON: {e}")))?;
-    build(answer, &limits).map(Ok)
+    Ok(Ok(answer))
 }
 
 /// Which side of a change.

@@ -100,6 +100,7 @@ impl VolumeRecord {
                 .map(|f| vol.join(f))
                 .collect(),
             active: vol.join(&self.active),
+            known_changes: None,
         }
     }
 

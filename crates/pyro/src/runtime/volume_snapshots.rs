@@ -16,6 +16,7 @@
 //!   still holds the descriptor it inherited at boot.
 
 use super::agent::{self, QUICK};
+use super::change_sets;
 use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceRecord};
 use super::volume::{self, VolumeLayer, VolumeRecord};
@@ -76,8 +77,12 @@ impl Runtime {
             return Err(e);
         }
         fault::point("snapshot.frozen");
-        let switched = (|| -> Result<(u64, u64)> {
+        // (entries, bytes) of the frozen tree and its change set.
+        type Frozen = ((u64, u64), Option<Vec<String>>);
+        let switched = (|| -> Result<Frozen> {
             let stats = tree_stats(ch.as_mut())?;
+            // Frozen: the set describes the layer exactly (see `change_sets`).
+            let known = change_sets::take(ch.as_mut());
             after.layers.push(VolumeLayer {
                 file: before.active.clone(),
                 snapshot: String::new(),
@@ -95,14 +100,17 @@ impl Runtime {
                 volume::remove_file(dir, &overlay);
                 return Err(e.into());
             }
-            Ok(stats)
+            Ok((stats, known))
         })();
         let thawed = agent::call(ch.as_mut(), Request::ThawWorkspace, QUICK);
-        let (entry_count, bytes_written) = switched?;
+        let ((entry_count, bytes_written), known) = switched?;
         if let Err(e) = thawed {
             tracing::warn!(error = %e, "could not thaw /workspace (the agent thaws it by its deadline)");
         }
         fault::point("snapshot.layered");
+        if let Some(paths) = known {
+            change_sets::save(dir, &before.active, &paths);
+        }
         if let Some(layer) = after.layers.iter_mut().find(|l| l.file == before.active) {
             layer.snapshot = name.to_owned();
         }
@@ -168,6 +176,7 @@ impl Runtime {
         rec.volume = Some(vol);
         Self::save(dir, rec)?;
         volume::discard_file(dir, &layer.file);
+        change_sets::remove(dir, &layer.file);
         Ok(())
     }
 

@@ -339,7 +339,11 @@ impl QemuBackend {
 
     /// Have the agent of the sandbox that just started mount its workspace volume (after
     /// every cold boot and every clone: one path). A failure stops the guest.
-    fn mount_volume(&self, paths: &SandboxPaths) -> Result<(), BackendError> {
+    fn mount_volume(
+        &self,
+        paths: &SandboxPaths,
+        known_changes: Option<Vec<String>>,
+    ) -> Result<(), BackendError> {
         let result = (|| {
             let mut channel = QemuChannel::connect_with_timeout(paths.dir(), MOUNT_TIMEOUT)?;
             if !channel.supports(pyro_protocol::VOLUME_CAPABILITY) {
@@ -348,7 +352,10 @@ impl QemuBackend {
                     operation: "workspace volumes with this guest agent (rebuild the boot assets with `scripts/setup`)".into(),
                 });
             }
-            match channel.call(Request::MountWorkspace, MOUNT_TIMEOUT)? {
+            // Only an agent that tracks changes reads the set; spare the others the bytes.
+            let known_changes =
+                known_changes.filter(|_| channel.supports(pyro_protocol::CHANGE_WATCH_CAPABILITY));
+            match channel.call(Request::MountWorkspace { known_changes }, MOUNT_TIMEOUT)? {
                 pyro_protocol::Response::Done => Ok(()),
                 pyro_protocol::Response::Error { message, .. } => Err(BackendError::Boot(format!(
                     "the guest could not mount the workspace volume: {message}"
@@ -483,8 +490,8 @@ impl Backend for QemuBackend {
                     self.boot_sandbox(&start, Some(disk_create), Some(cold_reason), None)?
                 }
             };
-        if spec.volume.is_some() {
-            self.mount_volume(&paths)?;
+        if let Some(volume) = &spec.volume {
+            self.mount_volume(&paths, volume.known_changes.clone())?;
         }
         Ok(info)
     }
@@ -533,8 +540,8 @@ impl Backend for QemuBackend {
             started,
         };
         let info = self.boot_sandbox(&start, None, None, template_dir)?;
-        if spec.volume.is_some() {
-            self.mount_volume(&paths)?;
+        if let Some(volume) = &spec.volume {
+            self.mount_volume(&paths, volume.known_changes.clone())?;
         }
         Ok(info)
     }

@@ -106,7 +106,8 @@ impl Runtime {
                 fault::point("create.volume");
             }
             watch::phase("booting");
-            let info = backend.create(&self.spec(&dir, &rec))?;
+            // A fresh overlay above the baseline: nothing differs from it yet.
+            let info = backend.create(&self.spec_knowing(&dir, &rec, Some(Vec::new())))?;
             watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("create.booted");

@@ -18,9 +18,12 @@ use super::error::{PyroError, Result};
 use super::state::{self, now, WorkspaceDir, WorkspaceLock, WorkspaceRecord, LAYOUT_VERSION};
 use super::transfer::{self, TransferLimits};
 use super::{
-    diff, fault, patch, review, secrets, seed, tree_diff, validate, volume, watch, Runtime,
+    change_sets, diff, fault, patch, review, secrets, seed, tree_diff, validate, volume, watch,
+    Runtime,
 };
-use crate::backend::{AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec};
+use crate::backend::{
+    AgentChannel, BackendKind, NetworkSpec, SandboxInfo, SandboxSpec, VolumeSpec,
+};
 use pyro_contract::params::*;
 use pyro_contract::results::*;
 use pyro_protocol::{ExecRequest, Request, Response};
@@ -53,6 +56,17 @@ impl Runtime {
     }
 
     fn spec(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> SandboxSpec {
+        self.spec_knowing(dir, rec, None)
+    }
+
+    /// [`Runtime::spec`] whose volume comes with the paths known to differ from the
+    /// baseline (see [`crate::runtime::change_sets`]).
+    fn spec_knowing(
+        &self,
+        dir: &WorkspaceDir,
+        rec: &WorkspaceRecord,
+        known_changes: Option<Vec<String>>,
+    ) -> SandboxSpec {
         SandboxSpec {
             dir: dir.sandbox(),
             environment: rec.environment.clone(),
@@ -62,7 +76,7 @@ impl Runtime {
                 enabled: rec.network_policy != NetworkPolicy::Off,
                 published_ports: Vec::new(),
             },
-            volume: rec.volume.as_ref().map(|v| v.spec(dir)),
+            volume: rec.volume.as_ref().map(|v| VolumeSpec { known_changes, ..v.spec(dir) }),
         }
     }
 

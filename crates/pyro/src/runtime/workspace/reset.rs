@@ -72,7 +72,14 @@ impl Runtime {
                 fault::point("reset.overlay");
             }
             watch::phase("booting");
-            let info = backend.create(&self.spec(&dir, &rec))?;
+            // What differs from the baseline right after the reset: nothing (baseline),
+            // or what did when the snapshot was taken (its stored set, if any).
+            let known = match onto.as_ref() {
+                Some((None, _, _)) => Some(Vec::new()),
+                Some((Some(layer), _, _)) => change_sets::load(&dir, layer),
+                None => None,
+            };
+            let info = backend.create(&self.spec_knowing(&dir, &rec, known))?;
             watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("reset.booted");

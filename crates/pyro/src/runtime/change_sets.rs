@@ -1,0 +1,117 @@
+//! Change sets of a workspace volume: the paths of `/workspace` that may differ from the
+//! baseline in one layer, as the guest agent tracks them (capability
+//! [`CHANGE_WATCH_CAPABILITY`], see `pyro_agent`'s `change_watch`).
+//!
+//! A set is taken while `/workspace` is frozen for a snapshot (nothing can change then,
+//! so it describes the frozen layer exactly), stored next to the layer as
+//! `<layer file>.changes.json`, and handed back to the agent when a reset puts a fresh
+//! overlay above that layer: the first diff after the reset then compares those paths
+//! (plus what changed since) instead of walking both trees. A set is always relative to
+//! the baseline, never to the layer below, so merging layers on a snapshot delete leaves
+//! every other set valid. A missing or invalid set means unknown: the agent's first diff
+//! walks both trees whole and rebuilds its own set. The guest is hostile: a set is
+//! bounded ([`MAX_CHANGE_SET_PATHS`], [`MAX_CHANGE_SET_BYTES`]) and every path checked
+//! relative and normalised; a bad one only costs that workspace a full walk.
+
+use super::agent::{self, QUICK};
+use super::state::{self, WorkspaceDir};
+use super::validate;
+use crate::backend::AgentChannel;
+use pyro_protocol::{
+    Request, Response, CHANGE_WATCH_CAPABILITY, MAX_CHANGE_SET_BYTES, MAX_CHANGE_SET_PATHS,
+};
+use std::path::PathBuf;
+
+/// `paths` when within the bounds and every one relative and normalised.
+pub fn checked(paths: Vec<String>) -> Option<Vec<String>> {
+    let bytes: usize = paths.iter().map(String::len).sum();
+    let ok = paths.len() <= MAX_CHANGE_SET_PATHS
+        && bytes <= MAX_CHANGE_SET_BYTES
+        && paths.iter().all(|p| validate::tree_relative_path(p).is_ok());
+    ok.then_some(paths)
+}
+
+/// The agent's candidate set now (`None`: unknown, not served, or invalid).
+pub fn take(channel: &mut dyn AgentChannel) -> Option<Vec<String>> {
+    if !channel.supports(CHANGE_WATCH_CAPABILITY) {
+        return None;
+    }
+    match agent::call(channel, Request::ChangeCandidates, QUICK) {
+        Ok(Response::ChangeCandidates { paths }) => {
+            let paths = paths.and_then(checked);
+            if paths.is_none() {
+                tracing::debug!("the guest agent has no usable change set");
+            }
+            paths
+        }
+        Ok(other) => {
+            tracing::warn!(answer = ?other, "unexpected answer to change_candidates");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take the change set");
+            None
+        }
+    }
+}
+
+fn path_of(dir: &WorkspaceDir, layer: &str) -> PathBuf {
+    dir.volume().join(format!("{layer}.changes.json"))
+}
+
+/// Store the set of the layer in file `layer` (best effort: without it the first diff
+/// after a reset onto the layer walks both trees).
+pub fn save(dir: &WorkspaceDir, layer: &str, paths: &[String]) {
+    if let Err(e) = state::write_json(&path_of(dir, layer), &paths) {
+        tracing::warn!(error = %e, layer, "could not store the change set of a layer");
+    }
+}
+
+/// The stored set of the layer in file `layer`, if any and valid.
+pub fn load(dir: &WorkspaceDir, layer: &str) -> Option<Vec<String>> {
+    let path = path_of(dir, layer);
+    // Bounded before it is read: the paths and JSON quoting fit in twice the byte cap.
+    let len = std::fs::metadata(&path).ok()?.len();
+    if len > 2 * MAX_CHANGE_SET_BYTES as u64 + 4 * MAX_CHANGE_SET_PATHS as u64 {
+        return None;
+    }
+    state::read_json::<Vec<String>>(&path).ok().and_then(checked)
+}
+
+/// Remove the stored set of the layer in file `layer` (missing: not an error).
+pub fn remove(dir: &WorkspaceDir, layer: &str) {
+    let _ = std::fs::remove_file(path_of(dir, layer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_are_checked_and_bounded() {
+        assert_eq!(checked(vec!["a/b".into(), "c".into()]), Some(vec!["a/b".into(), "c".into()]));
+        assert_eq!(checked(Vec::new()), Some(Vec::new()));
+        for bad in ["../etc", "/etc/passwd", "a//b", "a/./b", "", "a\0b"] {
+            assert_eq!(checked(vec![bad.into()]), None, "{bad:?}");
+        }
+        let many: Vec<String> = (0..=MAX_CHANGE_SET_PATHS).map(|i| format!("f{i}")).collect();
+        assert_eq!(checked(many), None);
+        assert_eq!(checked(vec!["x".repeat(MAX_CHANGE_SET_BYTES + 1)]), None);
+    }
+
+    #[test]
+    fn stored_sets_round_trip_and_bad_files_are_unknown() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = WorkspaceDir::new(tmp.path(), "ws1");
+        std::fs::create_dir_all(dir.volume()).expect("mkdir");
+        assert_eq!(load(&dir, "active-1.qcow2"), None);
+        save(&dir, "active-1.qcow2", &["src/a.rs".into()]);
+        assert_eq!(load(&dir, "active-1.qcow2"), Some(vec!["src/a.rs".into()]));
+        std::fs::write(path_of(&dir, "active-2.qcow2"), r#"["../escape"]"#).expect("write");
+        assert_eq!(load(&dir, "active-2.qcow2"), None);
+        std::fs::write(path_of(&dir, "active-3.qcow2"), "not json").expect("write");
+        assert_eq!(load(&dir, "active-3.qcow2"), None);
+        remove(&dir, "active-1.qcow2");
+        assert_eq!(load(&dir, "active-1.qcow2"), None);
+    }
+}
