@@ -1,0 +1,265 @@
+//! The tracked workspace diff with a real guest (QEMU; TCG here): after every step of a
+//! randomized sequence of edits made through `workspace exec` (seeded; the seed is
+//! printed, `PYRO_TEST_SEED` replays one), the agent's tracked diff (only the paths its
+//! fanotify log and known set name) equals a forced full walk of both trees, and the
+//! tracked mode really ran. Also through a write into a shared mapping whose descriptor
+//! was closed (no event: found by the `/proc` scan), a hard link (falls back to a full
+//! walk), snapshot create and a reset onto the snapshot (the set taken with it), a
+//! reset to the baseline, and stop/start (unknown: one full walk, then tracked again).
+//! Like every guest test this never skips: without the guest assets it fails and says
+//! to run scripts/setup.
+
+mod common;
+
+use pyro::backend::qemu::channel::QemuChannel;
+use pyro::params::*;
+use pyro::runtime::state::WorkspaceDir;
+use pyro::runtime::transfer::TransferLimits;
+use pyro::runtime::{diff, tree_diff};
+use pyro::{Runtime, RuntimeConfig};
+use pyro_protocol::{Request, TreeDiffAnswer, TreeDiffLimits};
+use std::path::Path;
+
+/// `debian:12` has python3, for the shared mapping.
+const ENV: &str = "debian:12";
+
+fn runtime(state: &Path) -> Runtime {
+    let rt =
+        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
+    let report = rt.doctor();
+    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
+    rt
+}
+
+fn exec(rt: &Runtime, id: &str, command: &str) -> String {
+    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
+    assert_eq!(out.exit_code, 0, "{command}: {}{}", out.stdout, out.stderr);
+    out.stdout
+}
+
+fn limits() -> TreeDiffLimits {
+    tree_diff::limits_for(&TransferLimits::from_env())
+}
+
+/// A small xorshift generator: the test needs reproducible choices, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+/// Names the edits play with (nested, so directories move with content); `bulk/` and
+/// `mapped.bin` of the seed are never touched.
+const PATHS: &[&str] = &[
+    "f1",
+    "f2",
+    "d1",
+    "d1/f3",
+    "d1/sub",
+    "d1/sub/f4",
+    "d2",
+    "d2/f5",
+    "src/a.txt",
+    "src/b.txt",
+    "src",
+    "src/lib",
+    "src/lib/x.rs",
+    "ln1",
+];
+
+/// One random edit as a shell command (failures are fine: `|| true`).
+fn edit(rng: &mut Rng, step: u64) -> String {
+    let p = rng.pick(PATHS);
+    let q = rng.pick(PATHS);
+    let op = match rng.next() % 14 {
+        0 => format!("mkdir -p \"$(dirname {p})\" && printf 'text {step}\\nline\\n' > {p}"),
+        1 => format!("printf 'more {step}\\n' >> {p}"),
+        2 => format!("rm -f {p}"),
+        3 => format!("mkdir -p \"$(dirname {q})\" && mv -T {p} {q}"),
+        4 => format!("mkdir -p {p}"),
+        5 => format!("rm -rf {p}"),
+        // A directory over another (mv -T replaces an empty one; rm first otherwise).
+        6 => format!("[ -d {p} ] && rm -rf {q} && mkdir -p \"$(dirname {q})\" && mv -T {p} {q}"),
+        7 => format!("chmod +x {p}"),
+        8 => format!("chmod -x {p}"),
+        9 => format!("ln -sfn {q} {p}"),
+        10 => format!("rm -rf {p} && mkdir -p {p} && printf 'in\\n' > {p}/inner"),
+        11 => format!("rm -rf {p} && mkdir -p \"$(dirname {p})\" && printf 'was a dir\\n' > {p}"),
+        // Same size, same mtime: only ctime and the bytes move.
+        12 => format!(
+            "[ -f {p} ] && [ ! -L {p} ] && m=$(stat -c %y {p}) && tr a-z A-Z < {p} > /tmp/up \
+             && cat /tmp/up > {p} && touch -d \"$m\" {p}"
+        ),
+        _ => format!("[ -d {p} ] && mkdir -p {p}/new{step} && printf 'n\\n' > {p}/new{step}/f"),
+    };
+    format!("({op}) 2>/dev/null || true")
+}
+
+struct Checker<'a> {
+    state: &'a Path,
+    id: &'a str,
+}
+
+impl Checker<'_> {
+    fn answer(&self, full_walk: bool) -> TreeDiffAnswer {
+        let sandbox = WorkspaceDir::new(self.state, self.id).sandbox();
+        let mut channel = QemuChannel::connect(&sandbox).expect("connect");
+        let request = Request::TreeDiffOpen {
+            root: "/workspace".into(),
+            baseline_root: pyro_protocol::BASELINE_MOUNT.into(),
+            limits: limits(),
+            full_walk,
+        };
+        tree_diff::live_answer(&mut channel, request, 1 << 20)
+            .expect("tree diff")
+            .expect("the agent serves tree_diff")
+    }
+
+    /// The tracked diff equals the full walk's; returns whether it was tracked.
+    fn check(&self, what: &str) -> (bool, diff::TreeDiff) {
+        let tracked = self.answer(false);
+        let full = self.answer(true);
+        assert!(!full.tracked, "{what}: a forced walk is never tracked");
+        let was_tracked = tracked.tracked;
+        let (scanned, tracked_scanned) = (full.scanned, tracked.scanned);
+        eprintln!(
+            "{what}: tracked {was_tracked} ({} candidates, {tracked_scanned} scanned; full \
+             walk {scanned}), {} changes",
+            tracked.tracked_paths,
+            full.changes.len()
+        );
+        let a = tree_diff::build(tracked, &limits()).expect("tracked answer");
+        let b = tree_diff::build(full, &limits()).expect("full answer");
+        assert_eq!(a, b, "{what}: the tracked diff differs from the full walk");
+        if was_tracked {
+            assert!(tracked_scanned < scanned, "{what}: {tracked_scanned} of {scanned} scanned");
+        }
+        (was_tracked, a)
+    }
+
+    fn tracked(&self, what: &str) -> diff::TreeDiff {
+        let (tracked, d) = self.check(what);
+        assert!(tracked, "{what}: the tracked mode did not run");
+        d
+    }
+}
+
+fn random_steps(rt: &Runtime, checker: &Checker, rng: &mut Rng, from: u64, count: u64) {
+    for step in from..from + count {
+        let ops: Vec<String> = (0..1 + rng.next() % 3).map(|_| edit(rng, step)).collect();
+        let command = ops.join("; ");
+        exec(rt, checker.id, &command);
+        checker.tracked(&format!("step {step}: {command}"));
+    }
+}
+
+#[test]
+fn tracked_diffs_equal_full_walks_through_edits_snapshots_resets_and_restarts() {
+    let seed_value =
+        std::env::var("PYRO_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("PYRO_TEST_SEED={seed_value}");
+    let mut rng = Rng(seed_value);
+    let tmp = common::guest_tempdir();
+    let state = tmp.path().join("state");
+    let seed = tmp.path().join("seed");
+    for dir in ["src/lib", "d1/sub", "d2", "bulk/deep"] {
+        std::fs::create_dir_all(seed.join(dir)).expect("mkdir");
+    }
+    for (path, text) in [
+        ("f1", "one\n"),
+        ("src/a.txt", "alpha\nbeta\n"),
+        ("src/lib/x.rs", "fn x() {}\n"),
+        ("d1/f3", "three\n"),
+        ("d1/sub/f4", "four\n"),
+        ("d2/f5", "five\n"),
+        ("mapped.bin", "0123456789abcdef\n"),
+    ] {
+        std::fs::write(seed.join(path), text).expect("write");
+    }
+    for i in 0..40 {
+        std::fs::write(seed.join(format!("bulk/deep/b{i}.txt")), format!("{i}\n")).expect("write");
+    }
+    std::os::unix::fs::symlink("f1", seed.join("ln1")).expect("symlink");
+    let rt = runtime(&state);
+    let params = WorkspaceCreateParams {
+        seed_path: Some(seed.display().to_string()),
+        ..WorkspaceCreateParams::new(ENV)
+    };
+    let id = rt.workspace_create(params).expect("create").workspace_id;
+    let checker = Checker { state: &state, id: &id };
+
+    // Created: known empty, so tracked from the first diff.
+    assert!(!checker.tracked("fresh").changed);
+    random_steps(&rt, &checker, &mut rng, 0, 30);
+
+    // A write into a shared mapping whose descriptor is closed, while the mapping is
+    // still held (no event at all), then after the holder ended.
+    exec(
+        &rt,
+        &id,
+        "setsid python3 -c 'import mmap,os,time\n\
+         fd=os.open(\"mapped.bin\",os.O_RDWR); m=mmap.mmap(fd,0); os.close(fd)\n\
+         m[0:4]=b\"MMAP\"; m.flush(); open(\"/tmp/mapped\",\"w\").write(str(os.getpid()))\n\
+         time.sleep(120)' \
+         </dev/null >/dev/null 2>&1 & \
+         for i in $(seq 100); do [ -e /tmp/mapped ] && break; sleep 0.1; done; \
+         head -c 4 mapped.bin",
+    );
+    let d = checker.tracked("a write through a held shared mapping");
+    assert!(d.entries.iter().any(|e| e.path == "mapped.bin"), "{:?}", d.entries);
+    exec(&rt, &id, "kill $(cat /tmp/mapped); sleep 0.5");
+    checker.tracked("after the mapping's holder ended");
+
+    // A second name for an inode: only a full walk is sure.
+    exec(&rt, &id, "printf 'linked\\n' > hl1 && ln hl1 hl2");
+    let (tracked, _) = checker.check("a hard link");
+    assert!(!tracked, "a file with two links must fall back to the full walk");
+    exec(&rt, &id, "rm hl2");
+    checker.tracked("the link removed");
+
+    // Snapshot, edits, reset onto it: the set taken with the snapshot is known at once.
+    let at_snapshot = checker.tracked("before the snapshot");
+    rt.snapshot_create(SnapshotParams { workspace_id: id.clone(), snapshot_name: "s1".into() })
+        .expect("snapshot");
+    random_steps(&rt, &checker, &mut rng, 100, 6);
+    let reset = |snapshot: &str| {
+        rt.workspace_reset(WorkspaceResetParams {
+            workspace_id: id.clone(),
+            snapshot: snapshot.into(),
+        })
+        .expect("reset")
+    };
+    reset("s1");
+    assert_eq!(checker.tracked("reset onto the snapshot"), at_snapshot);
+    random_steps(&rt, &checker, &mut rng, 200, 6);
+
+    // Reset to the baseline: nothing differs, tracked at once.
+    reset("baseline");
+    assert!(!checker.tracked("reset to the baseline").changed);
+    random_steps(&rt, &checker, &mut rng, 300, 4);
+
+    // Stop/start: unknown, so one full walk (that rebuilds the set), then tracked.
+    let before_stop = checker.tracked("before stop");
+    rt.workspace_stop(&id).expect("stop");
+    rt.workspace_start(&id).expect("start");
+    let (tracked, after_start) = checker.check("after start");
+    assert!(!tracked, "after a start the set is unknown: a full walk");
+    assert_eq!(after_start, before_stop);
+    checker.tracked("second diff after start");
+    random_steps(&rt, &checker, &mut rng, 400, 6);
+    rt.workspace_delete(&id).expect("delete");
+}
