@@ -342,9 +342,12 @@ impl Sandbox {
                 // Only a mount made just now has seen no change yet: track from here.
                 let known = known_changes.as_deref().and_then(change_watch::from_wire);
                 let tracked_known = mounted_now && self.start_change_watch(known.clone());
-                // With a known set the first diff is tracked and reads a few inodes;
-                // otherwise it walks both trees whole: have them in memory by then.
-                if !(tracked_known && known.is_some()) {
+                // Without a known set the first diff walks both trees whole: have them in
+                // memory by then. With one it is tracked and reads a few inodes of each,
+                // but a snapshot's listing still walks /workspace: warm that one only.
+                if tracked_known && known.is_some() {
+                    tree_diff::warm_in_background(&[pyro_protocol::WORKSPACE_ROOT]);
+                } else {
                     tree_diff::warm_in_background(&[
                         pyro_protocol::BASELINE_MOUNT,
                         pyro_protocol::WORKSPACE_ROOT,
