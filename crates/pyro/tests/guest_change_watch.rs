@@ -5,7 +5,8 @@
 //! tracked mode really ran. Also through a write into a shared mapping whose descriptor
 //! was closed (no event: found by the `/proc` scan), a hard link (falls back to a full
 //! walk), snapshot create and a reset onto the snapshot (the set taken with it), a
-//! reset to the baseline, and stop/start (unknown: one full walk, then tracked again).
+//! reset to the baseline, a clean stop/start (the set taken while frozen), and a start
+//! after the guest was killed (unknown: one full walk, then tracked again).
 //! Like every guest test this never skips: without the guest assets it fails and says
 //! to run scripts/setup.
 
@@ -252,14 +253,28 @@ fn tracked_diffs_equal_full_walks_through_edits_snapshots_resets_and_restarts() 
     assert!(!checker.tracked("reset to the baseline").changed);
     random_steps(&rt, &checker, &mut rng, 300, 4);
 
-    // Stop/start: unknown, so one full walk (that rebuilds the set), then tracked.
+    // A clean stop takes the set while /workspace is frozen: the next start knows it.
     let before_stop = checker.tracked("before stop");
     rt.workspace_stop(&id).expect("stop");
     rt.workspace_start(&id).expect("start");
-    let (tracked, after_start) = checker.check("after start");
-    assert!(!tracked, "after a start the set is unknown: a full walk");
-    assert_eq!(after_start, before_stop);
-    checker.tracked("second diff after start");
-    random_steps(&rt, &checker, &mut rng, 400, 6);
+    assert_eq!(checker.tracked("after a clean stop and start"), before_stop);
+    random_steps(&rt, &checker, &mut rng, 400, 4);
+
+    // A guest that died knows nothing: one full walk (that rebuilds the set), then
+    // tracked again.
+    let before_kill = checker.tracked("before the kill");
+    // On disk first: a kill loses what the guest had not written yet.
+    exec(&rt, &id, "sync");
+    let pidfile = WorkspaceDir::new(&state, &id).sandbox().join("qemu.pid");
+    let pid = std::fs::read_to_string(&pidfile).expect("qemu pidfile");
+    let killed = std::process::Command::new("kill").args(["-9", pid.trim()]).status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill QEMU {pid}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    rt.workspace_start(&id).expect("start after the kill");
+    let (tracked, after_start) = checker.check("after a start from a dead guest");
+    assert!(!tracked, "after an unclean stop the set is unknown: a full walk");
+    assert_eq!(after_start, before_kill);
+    checker.tracked("second diff after that start");
+    random_steps(&rt, &checker, &mut rng, 500, 4);
     rt.workspace_delete(&id).expect("delete");
 }

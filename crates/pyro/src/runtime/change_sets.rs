@@ -6,7 +6,9 @@
 //! so it describes the frozen layer exactly), stored next to the layer as
 //! `<layer file>.changes.json`, and handed back to the agent when a reset puts a fresh
 //! overlay above that layer: the first diff after the reset then compares those paths
-//! (plus what changed since) instead of walking both trees. A set is always relative to
+//! (plus what changed since) instead of walking both trees. A clean stop does the same
+//! for the active overlay ([`freeze_and_take`], stored as `<active>.changes.json`), and
+//! the next start consumes it ([`consume_stopped`]). A set is always relative to
 //! the baseline, never to the layer below, so merging layers on a snapshot delete leaves
 //! every other set valid. A missing or invalid set means unknown: the agent's first diff
 //! walks both trees whole and rebuilds its own set. The guest is hostile: a set is
@@ -29,6 +31,56 @@ pub fn checked(paths: Vec<String>) -> Option<Vec<String>> {
         && bytes <= MAX_CHANGE_SET_BYTES
         && paths.iter().all(|p| validate::tree_relative_path(p).is_ok());
     ok.then_some(paths)
+}
+
+/// How long the agent keeps `/workspace` frozen for a clean stop at most.
+pub const STOP_FREEZE_MS: u64 = 20_000;
+
+/// A clean stop's set counts only when the guest was gone within this long of the
+/// freeze: the agent thaws by itself at [`STOP_FREEZE_MS`] (timed in the guest from
+/// when it got the request, so later than the host's clock says), and a write after
+/// a thaw would make the set stale. Half the deadline leaves room for clock skew.
+pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_millis(STOP_FREEZE_MS / 2);
+
+/// Freeze `/workspace` and take the candidate set, for a clean stop: the guest is then
+/// stopped while still frozen, so nothing changes after the set was taken. `None` when
+/// the agent does not track changes or has no set (then `/workspace` is thawed again).
+pub fn freeze_and_take(channel: &mut dyn AgentChannel) -> Option<Vec<String>> {
+    if !channel.supports(CHANGE_WATCH_CAPABILITY) {
+        return None;
+    }
+    let freeze = Request::FreezeWorkspace { thaw_after_ms: STOP_FREEZE_MS };
+    if let Err(e) = agent::call(channel, freeze, QUICK) {
+        tracing::debug!(error = %e, "could not freeze /workspace for a clean stop");
+        return None;
+    }
+    let paths = take(channel);
+    if paths.is_none() {
+        let _ = agent::call(channel, Request::ThawWorkspace, QUICK);
+    }
+    paths
+}
+
+/// The set a clean stop stored for the overlay `active`, removed as it is read: a
+/// start uses it once, and one that dies after reading it leaves nothing stale behind
+/// (the next start walks both trees).
+pub fn consume_stopped(dir: &WorkspaceDir, active: &str) -> Option<Vec<String>> {
+    let paths = load(dir, active);
+    let path = path_of(dir, active);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            // Durable before the guest boots: a crash must not find it again.
+            if let Ok(parent) = std::fs::File::open(dir.volume()) {
+                let _ = parent.sync_all();
+            }
+            paths
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "could not remove a used change set");
+            None
+        }
+    }
 }
 
 /// The agent's candidate set now (`None`: unknown, not served, or invalid).
@@ -113,5 +165,10 @@ mod tests {
         assert_eq!(load(&dir, "active-3.qcow2"), None);
         remove(&dir, "active-1.qcow2");
         assert_eq!(load(&dir, "active-1.qcow2"), None);
+        // A stop's set serves one start only.
+        save(&dir, "active-4.qcow2", &["x".into()]);
+        assert_eq!(consume_stopped(&dir, "active-4.qcow2"), Some(vec!["x".into()]));
+        assert_eq!(consume_stopped(&dir, "active-4.qcow2"), None);
+        assert!(!path_of(&dir, "active-4.qcow2").exists());
     }
 }

@@ -80,8 +80,25 @@ impl Runtime {
         self.stop_all_services(&dir, &rec);
         self.close_all_shells(&dir, &rec);
         fault::point("stop.services");
+        // A clean stop of a volume: freeze /workspace, take its change set and stop the
+        // guest while frozen, so the next start knows what differs from the baseline
+        // (see `change_sets`). Kept only once the guest is gone, well before the
+        // agent's own thaw.
+        let frozen_at = std::time::Instant::now();
+        let known = match &rec.volume {
+            Some(_) if self.is_running(&dir, &rec) => self
+                .channel(&dir, &rec)
+                .ok()
+                .and_then(|mut ch| change_sets::freeze_and_take(ch.as_mut())),
+            _ => None,
+        };
         self.channels.forget(&dir.sandbox());
         self.backend(rec.backend).stop(&dir.sandbox())?;
+        if let (Some(paths), Some(vol)) = (known, &rec.volume) {
+            if frozen_at.elapsed() < change_sets::STOP_WITHIN {
+                change_sets::save(&dir, &vol.active, &paths);
+            }
+        }
         fault::point("stop.stopped");
         rec.desired_running = false;
         rec.last_error = None;
@@ -94,11 +111,13 @@ impl Runtime {
     pub fn workspace_start(&self, workspace_id: &str) -> Result<Workspace> {
         let Locked { dir, mut rec, guard: _lock } = self.lock_workspace(workspace_id)?;
         let backend = self.backend(rec.backend);
+        // A clean stop's change set serves this boot only; any start removes it.
+        let known = rec.volume.as_ref().and_then(|v| change_sets::consume_stopped(&dir, &v.active));
         if !backend.is_running(&dir.sandbox()) {
             Self::forget_shells(&dir);
             self.channels.forget(&dir.sandbox());
             watch::phase("booting");
-            let info = backend.start(&self.spec(&dir, &rec))?;
+            let info = backend.start(&self.spec_knowing(&dir, &rec, known))?;
             watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("start.booted");

@@ -55,12 +55,8 @@ impl Runtime {
         self.capabilities(kind).execution_mode
     }
 
-    fn spec(&self, dir: &WorkspaceDir, rec: &WorkspaceRecord) -> SandboxSpec {
-        self.spec_knowing(dir, rec, None)
-    }
-
-    /// [`Runtime::spec`] whose volume comes with the paths known to differ from the
-    /// baseline (see [`crate::runtime::change_sets`]).
+    /// The sandbox spec of a workspace; its volume comes with the paths known to differ
+    /// from the baseline, if known (see [`crate::runtime::change_sets`]).
     fn spec_knowing(
         &self,
         dir: &WorkspaceDir,

@@ -69,6 +69,7 @@ impl Runtime {
                 vol.active_parent = parent;
                 Self::save(&dir, &rec)?;
                 volume::remove_file(&dir, &old);
+                change_sets::remove(&dir, &old);
                 fault::point("reset.overlay");
             }
             watch::phase("booting");
