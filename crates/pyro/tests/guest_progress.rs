@@ -5,6 +5,7 @@
 //!   tail of the command's output while it still runs;
 //! - `notifications/cancelled` kills a `sleep 600` in the guest (it is gone from the
 //!   guest's process list) and the call ends with a `cancelled` tool error;
+//! - cancelling a `workspace_create` while it seeds leaves no workspace and no QEMU;
 //! - `pyro workspace exec` and `pyro run` in human mode write a command's first line
 //!   before the command ends (read from the child's stdout as it comes).
 
@@ -186,6 +187,60 @@ async fn mcp_progress_shows_phases_and_output_tail_and_cancel_kills_the_command(
     assert!(!commands.iter().any(|c| c.contains("sleep 600")), "{commands:?}");
 
     structured(&call(&client, "workspace_delete", json!({ "workspace_id": id })).await.0);
+    client.cancel().await.expect("close");
+}
+
+/// A seed large enough that seeding and booting outlast the trip of a cancel: a few
+/// thousand small files.
+fn write_seed(root: &Path) {
+    for d in 0..40 {
+        let dir = root.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..50 {
+            std::fs::write(dir.join(format!("f{f}.txt")), format!("{d}/{f}\n").repeat(400))
+                .expect("write");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_cancel_of_a_create_removes_the_half_made_workspace() {
+    let state = guest_tempdir();
+    let seed = tempfile::tempdir().expect("seed dir");
+    write_seed(seed.path());
+    let recorder = Recorder::default();
+    let client = client(state.path(), recorder.clone()).await;
+
+    let args = json!({ "environment": ENV, "seed_path": seed.path().display().to_string() });
+    let handle = send(&client, "workspace_create", args).await;
+    recorder.wait_for(&handle.progress_token, |m| m == "seeding").await;
+    client
+        .send_notification(ClientNotification::CancelledNotification(CancelledNotification::new(
+            CancelledNotificationParam::new(Some(handle.id.clone()), Some("test".into())),
+        )))
+        .await
+        .expect("cancel");
+    let ended = tokio::time::timeout(Duration::from_secs(60), handle.await_response())
+        .await
+        .expect("the cancelled call ends");
+    assert!(matches!(ended, Err(rmcp::ServiceError::Cancelled { .. })), "{ended:?}");
+    // The server stops at the create's next step and removes what it made; nothing
+    // ever shows up as a workspace, and no guest of this state directory runs.
+    let state_text = state.path().display().to_string();
+    let mut clean = false;
+    for _ in 0..120 {
+        let listed = structured(&call(&client, "workspace_list", json!({})).await.0);
+        let none = listed["workspaces"].as_array().is_some_and(|w| w.is_empty());
+        let qemu = Command::new("pgrep").args(["-f", &state_text]).output().expect("pgrep");
+        let dirs =
+            std::fs::read_dir(state.path().join("workspaces")).map(|d| d.count()).unwrap_or(0);
+        if none && !qemu.status.success() && dirs == 0 {
+            clean = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(clean, "a cancelled create left a workspace, its directory or a QEMU behind");
     client.cancel().await.expect("close");
 }
 

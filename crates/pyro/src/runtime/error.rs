@@ -191,7 +191,8 @@ impl PyroError {
                 "check the state with workspace_status (CLI: pyro workspace status)"
             }
             PyroError::Cancelled(_) => {
-                "the command was killed and left no history entry; run it again if needed"
+                "nothing of the cancelled call was kept (a command is killed and leaves no history \
+                 entry; a create removes its half-made workspace); run it again if needed"
             }
             PyroError::Guest { kind, .. } => return kind.hint().map(str::to_owned),
             PyroError::Redacted { hint, .. } => return hint.clone(),

@@ -7,6 +7,12 @@
 //! workspace create, start and reset, `vm_run`, env pull and exec. Without a watch
 //! nothing changes: exec keeps its one-request path.
 //!
+//! Cancellation is honoured where giving up leaves nothing half done: a running
+//! command is killed in the guest, and a workspace create stops at its next step
+//! (after seeding, after booting) and removes the half-made workspace. A reset is not
+//! cancellable: once the old guest is stopped, finishing is quicker and leaves the
+//! workspace usable, where stopping half way would leave it stopped.
+//!
 //! The watch travels beside the call (a task-local, then a thread-local) rather than
 //! as a parameter so every surface's call (one tool table, SDK methods, CLI commands)
 //! keeps its signature.
@@ -95,6 +101,12 @@ pub(crate) fn enter<T>(watch: Option<Arc<dyn Watch>>, f: impl FnOnce() -> T) -> 
 /// The watch of the call running on this thread, if any.
 pub(crate) fn current() -> Option<Arc<dyn Watch>> {
     THREAD_WATCH.with(|w| w.borrow().clone()).or_else(of_task)
+}
+
+/// Whether the caller of the call running on this thread gave up (see
+/// [`Watch::cancelled`]); `false` without a watch.
+pub(crate) fn cancelled() -> bool {
+    current().is_some_and(|watch| watch.cancelled())
 }
 
 /// Report a phase to the current watch.

@@ -89,6 +89,16 @@ impl Runtime {
         let _creating = WorkspaceLock::acquire(&dir.lock())?;
         Self::save(&dir, &rec)?;
         fault::point("create.recorded");
+        // A caller that gave up gets no workspace: the failure path below removes the
+        // half-made one, guest included. Checked between steps (none is interrupted).
+        let give_up_if_cancelled = || -> Result<()> {
+            if watch::cancelled() {
+                return Err(PyroError::Cancelled(format!(
+                    "workspace create was cancelled; the half-made workspace {id} was removed"
+                )));
+            }
+            Ok(())
+        };
         let result = (|| -> Result<()> {
             rec.secrets = secrets::store(&dir, &prepared_secrets)?;
             let backend = self.backend(backend_kind);
@@ -105,6 +115,7 @@ impl Runtime {
                 Self::save(&dir, &rec)?;
                 fault::point("create.volume");
             }
+            give_up_if_cancelled()?;
             watch::phase("booting");
             // A fresh overlay above the baseline: nothing differs from it yet.
             let info = backend.create(&self.spec_knowing(&dir, &rec, Some(Vec::new())))?;
@@ -112,10 +123,12 @@ impl Runtime {
             let _ = fs::remove_file(dir.agent_health());
             fault::point("create.booted");
             Self::apply_info(&mut rec, info);
+            give_up_if_cancelled()?;
             let mut ch = backend.connect(&dir.sandbox())?;
             self.install_secrets(&dir, &rec, ch.as_mut())?;
             if on_volume {
                 fault::point("create.seeded");
+                give_up_if_cancelled()?;
                 rec.creating = None;
                 return Self::save(&dir, &rec);
             }
@@ -127,6 +140,7 @@ impl Runtime {
             fault::point("create.seeded");
             watch::phase("baseline");
             Self::export_to_path(ch.as_mut(), WORKSPACE_PATH, &dir.baseline())?;
+            give_up_if_cancelled()?;
             rec.creating = None;
             Self::save(&dir, &rec)
         })();
