@@ -269,29 +269,37 @@ impl ChangeWatch {
                 // EINTR or worse: drain anyway; a broken group shows up as lost.
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            let mut state = lock(&drainer.state);
-            drainer.drain(&mut state.log);
+            let drained = drainer.drain(&mut lock(&drainer.state).log);
+            match drained {
+                // The group is broken (the log says lost): stop rather than spin.
+                Drained::Failed => return,
+                // Readable but nothing to read should not happen; never spin on it.
+                Drained::Bytes(0) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Drained::Bytes(_) => {}
+            }
         })?;
         Ok(watch)
     }
 
     /// Read every queued event into `log` (the caller holds the state lock, so events
     /// the thread read are filed before anyone looks).
-    fn drain(&self, log: &mut EventLog) {
+    fn drain(&self, log: &mut EventLog) -> Drained {
         let mut buf = vec![0u8; EVENT_BUFFER];
+        let mut total = 0;
         loop {
             match (&self.group).read(&mut buf) {
-                Ok(0) => return,
+                Ok(0) => return Drained::Bytes(total),
                 Ok(n) => {
+                    total += n;
                     for event in parse_events(&buf[..n]) {
                         log.file(event);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Bytes(total),
                 Err(_) => {
                     log.lost = true;
-                    return;
+                    return Drained::Failed;
                 }
             }
         }
@@ -368,6 +376,14 @@ impl ChangeWatch {
     pub(crate) fn finish_rebuild(&self, changed: Candidates) {
         lock(&self.state).base = Some(changed);
     }
+}
+
+/// What one drain did.
+enum Drained {
+    /// Read this many bytes of events.
+    Bytes(usize),
+    /// The group failed (the log is lost).
+    Failed,
 }
 
 enum Resolved {
