@@ -119,6 +119,7 @@ fn create_exec_reconnect_stop_start_crash_destroy() {
         mem_mib: 512,
         network: NetworkSpec::default(),
         volume: None,
+        volume_ready: None,
     };
 
     // create
@@ -277,6 +278,7 @@ fn networked_guest_publishes_a_port_on_loopback_from_a_long_sandbox_path() {
         mem_mib: 512,
         network: NetworkSpec { enabled: true, published_ports: vec![(host_port, 8000)] },
         volume: None,
+        volume_ready: None,
     };
     let info = backend.create(&spec).expect("create");
     assert_eq!(info.guest_ip.as_deref(), Some("10.0.2.15"));
@@ -328,6 +330,7 @@ fn watchdog_kills_and_retries_a_guest_that_is_not_up_in_time() {
         mem_mib: 256,
         network: NetworkSpec::default(),
         volume: None,
+        volume_ready: None,
     };
     let started = Instant::now();
     let err = backend.create(&spec).expect_err("cannot boot in 300 ms");
@@ -371,6 +374,7 @@ fn boots_below_a_directory_the_qemu_user_cannot_search() {
         mem_mib: 512,
         network: NetworkSpec::default(),
         volume: None,
+        volume_ready: None,
     };
     let info = backend.create(&spec).expect("create below a 0700 directory");
     let pid: i32 = info.metadata["qemu_pid"].parse().expect("pid");

@@ -183,6 +183,33 @@ pub struct SandboxSpec {
     /// placeholder disks it never mounts, and `/workspace` stays on its root disk
     /// (one-shot VMs). Backends without disks ignore it.
     pub volume: Option<VolumeSpec>,
+    /// Set while the volume's baseline is still being written (a seed's `mke2fs` runs
+    /// while the guest boots): the backend waits on it before the guest mounts the
+    /// volume. `None`: the images are complete.
+    pub volume_ready: Option<VolumeReady>,
+}
+
+/// Waits until a workspace volume's images are complete, returning why they could not
+/// be made. May be called more than once; every call after the first returns at once.
+#[derive(Clone)]
+pub struct VolumeReady(std::sync::Arc<dyn Fn() -> Result<(), BackendError> + Send + Sync>);
+
+impl VolumeReady {
+    /// A waiter that runs `wait`.
+    pub fn new(wait: impl Fn() -> Result<(), BackendError> + Send + Sync + 'static) -> Self {
+        VolumeReady(std::sync::Arc::new(wait))
+    }
+
+    /// Block until the images are complete.
+    pub fn wait(&self) -> Result<(), BackendError> {
+        (self.0)()
+    }
+}
+
+impl Debug for VolumeReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VolumeReady")
+    }
 }
 
 /// The disk chain of a workspace volume (see docs/architecture.md, "Workspace volume"):

@@ -183,6 +183,7 @@ impl Runtime {
             mem_mib: pyro_contract::params::DEFAULT_MEM_MIB,
             network: crate::backend::NetworkSpec::default(),
             volume: None,
+            volume_ready: None,
         };
         match self.backend(kind).prepare_template(&spec) {
             Ok(Some(key)) => progress(&format!("[pull] phase=template key={key} status=ready")),

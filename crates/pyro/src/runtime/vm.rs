@@ -44,6 +44,7 @@ impl Runtime {
             mem_mib: entry.record.mem_mib,
             network: NetworkSpec { enabled: entry.record.network_enabled, published_ports: vec![] },
             volume: None,
+            volume_ready: None,
         }
     }
 

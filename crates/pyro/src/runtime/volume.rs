@@ -19,12 +19,13 @@ use super::seed::{Seed, SeedContent, Staged};
 use super::state::WorkspaceDir;
 use super::transfer::TransferLimits;
 use crate::backend::qemu::volume as images;
-use crate::backend::VolumeSpec;
+use crate::backend::{BackendError, VolumeSpec};
 use pyro_agent::archive;
 use pyro_protocol::ArchiveStats;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A frozen layer: a qcow2 image nothing writes any more. A layer keeps the file name it
 /// had while it was the writable overlay (`active-<n>.qcow2`): QEMU knows a running
@@ -136,56 +137,161 @@ fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PyroE
 
 /// Make the volume of a new workspace in `dir`: the baseline from `seed`, or the
 /// shared empty image; an active overlay above it. No baseline archive: the guest
-/// diffs against the baseline disk it mounts. Returns the chain and the seed's import
-/// statistics.
+/// diffs against the baseline disk it mounts. Returns the chain, the seed's import
+/// statistics and, for a seed, the baseline still being formatted.
 ///
 /// A directory seed with nothing the archive rules would change is the `mke2fs -d`
-/// source itself ([`baseline_from_directory`]); any other seed is unpacked on the host
-/// with the same code and rules as a guest-side import first ([`baseline_from_tar`]).
+/// source itself ([`direct_source`]); any other seed is unpacked on the host with the
+/// same code and rules as a guest-side import first ([`stage`]). Either way `mke2fs`
+/// runs in the background ([`PendingBaseline`]): the baseline file exists at its full
+/// size, the chain is complete and the guest may boot while it is filled; the guest
+/// only reads the volume when it mounts it, after [`PendingBaseline::wait`].
 pub fn create(
     cache_dir: &Path,
     dir: &WorkspaceDir,
     seed: Option<&mut Seed>,
-) -> Result<(VolumeRecord, Option<ArchiveStats>)> {
+) -> Result<(VolumeRecord, Option<ArchiveStats>, Option<PendingBaseline>)> {
     let vol = dir.volume();
     fs::create_dir_all(&vol).map_err(io("could not create", &vol))?;
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&vol, fs::Permissions::from_mode(0o700))
         .map_err(io("could not chmod", &vol))?;
     let size = images::volume_size_bytes();
-    let (baseline, stats) = match seed {
+    let (baseline, stats, source) = match seed {
         Some(seed) => {
             let image = vol.join("baseline.ext4");
-            let stats = match baseline_from_directory(seed, &vol, &image, size)? {
-                Some(stats) => stats,
-                None => baseline_from_tar(dir, seed, &image, size)?,
+            let (stats, source) = match direct_source(seed, &vol) {
+                Some(stats) => (stats, Source::Direct(seed.source.clone())),
+                None => {
+                    let (stats, staging) = stage(dir, seed)?;
+                    (stats, Source::Staged(staging))
+                }
             };
-            (image, Some(stats))
+            (image, Some(stats), Some(source))
         }
-        None => (images::empty_image(cache_dir).map_err(backend_err)?, None),
+        None => (images::empty_image(cache_dir).map_err(backend_err)?, None, None),
     };
-    let mut record = VolumeRecord {
-        baseline,
-        layers: Vec::new(),
-        active: String::new(),
-        active_parent: None,
-        size_bytes: size,
-        next_file: 1,
+    let made = (|| -> Result<VolumeRecord> {
+        if source.is_some() {
+            images::create_sparse(&baseline, size).map_err(backend_err)?;
+        }
+        let mut record = VolumeRecord {
+            baseline: baseline.clone(),
+            layers: Vec::new(),
+            active: String::new(),
+            active_parent: None,
+            size_bytes: size,
+            next_file: 1,
+        };
+        // `qemu-img create -u` does not open the baseline: it may still be empty.
+        record.active = new_active_over(dir, &mut record, None)?;
+        Ok(record)
+    })();
+    let record = match made {
+        Ok(record) => record,
+        Err(e) => {
+            if let Some(Source::Staged(staging)) = &source {
+                let _ = fs::remove_dir_all(staging);
+            }
+            return Err(e);
+        }
     };
-    record.active = new_active_over(dir, &mut record, None)?;
-    Ok((record, stats))
+    let pending = source.map(|source| PendingBaseline::start(baseline, source));
+    Ok((record, stats, pending))
 }
 
-/// Make `image` with `mke2fs -d` reading the seed directory itself, when its survey
-/// found nothing staging would change (and the volume is not inside it). Returns the
-/// stats the archive path would report, or `None` when the seed must be staged.
-fn baseline_from_directory(
-    seed: &Seed,
-    vol: &Path,
-    image: &Path,
-    size: u64,
-) -> Result<Option<ArchiveStats>> {
-    let SeedContent::Directory(survey) = &seed.content else { return Ok(None) };
+/// What `mke2fs -d` reads for a seeded baseline.
+enum Source {
+    /// The seed directory itself.
+    Direct(PathBuf),
+    /// A staging tree pyro unpacked, removed once the baseline is made.
+    Staged(PathBuf),
+}
+
+/// A baseline image being formatted from its seed by `mke2fs -d` on a background
+/// thread. Dropping it waits for the thread, so no `mke2fs` outlives the create that
+/// started it, whichever way the create ends.
+pub struct PendingBaseline(Mutex<Formatting>);
+
+enum Formatting {
+    Running(std::thread::JoinHandle<std::result::Result<(), BackendError>>),
+    Done(std::result::Result<(), String>),
+}
+
+impl std::fmt::Debug for PendingBaseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingBaseline")
+    }
+}
+
+impl PendingBaseline {
+    fn start(image: PathBuf, source: Source) -> Self {
+        let format = move || {
+            let (from, staging) = match &source {
+                Source::Direct(dir) => (dir.as_path(), None),
+                Source::Staged(dir) => (dir.as_path(), Some(dir)),
+            };
+            let made = images::format_ext4(&image, Some(from));
+            if let Some(staging) = staging {
+                let _ = fs::remove_dir_all(staging);
+            }
+            tracing::debug!(image = %image.display(), ok = made.is_ok(), "volume: baseline formatted");
+            made
+        };
+        let shared = std::sync::Arc::new(Mutex::new(Some(format)));
+        let job = shared.clone();
+        let spawned = std::thread::Builder::new().name("pyro-mke2fs".into()).spawn(move || {
+            let format = job.lock().ok().and_then(|mut f| f.take());
+            format.map_or(Ok(()), |format| format())
+        });
+        let state = match spawned {
+            Ok(handle) => Formatting::Running(handle),
+            // No thread to be had: format here and now.
+            Err(_) => {
+                let format = shared.lock().ok().and_then(|mut f| f.take());
+                Formatting::Done(format.map_or(Ok(()), |f| f()).map_err(|e| e.to_string()))
+            }
+        };
+        PendingBaseline(Mutex::new(state))
+    }
+
+    /// Wait until the baseline is made. The first call returns the error itself, later
+    /// calls one that quotes it.
+    pub fn wait(&self) -> std::result::Result<(), BackendError> {
+        let mut state = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Formatting::Running(_) = &*state {
+            let Formatting::Running(handle) =
+                std::mem::replace(&mut *state, Formatting::Done(Ok(())))
+            else {
+                unreachable!("matched above")
+            };
+            let result = handle.join().unwrap_or_else(|_| {
+                Err(BackendError::Boot("formatting the baseline image panicked".into()))
+            });
+            *state = Formatting::Done(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            return result;
+        }
+        match &*state {
+            Formatting::Done(Err(message)) => Err(BackendError::Io {
+                context: "the baseline image could not be made".into(),
+                source: std::io::Error::other(message.clone()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for PendingBaseline {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+/// The archive stats of a directory seed whose survey found nothing staging would
+/// change (and whose directory does not hold the volume): `mke2fs -d` may read it
+/// directly. `None`: the seed must be staged.
+fn direct_source(seed: &Seed, vol: &Path) -> Option<ArchiveStats> {
+    let SeedContent::Directory(survey) = &seed.content else { return None };
     let inside = match (fs::canonicalize(vol), fs::canonicalize(&seed.source)) {
         (Ok(vol), Ok(source)) => vol.starts_with(source),
         _ => true,
@@ -193,20 +299,15 @@ fn baseline_from_directory(
     let direct = survey.direct.clone().and(if inside { Err(Staged::VolumeInside) } else { Ok(()) });
     if let Err(reason) = direct {
         tracing::debug!(source = %seed.source.display(), %reason, "seed: staging the directory");
-        return Ok(None);
+        return None;
     }
-    images::make_ext4(image, size, Some(&seed.source)).map_err(backend_err)?;
-    Ok(Some(survey.archive.stats.clone()))
+    Some(survey.archive.stats.clone())
 }
 
-/// Make `image` from the seed's tar (a directory is packed now), unpacked into a
-/// staging tree that `mke2fs -d` reads and that is removed afterwards.
-fn baseline_from_tar(
-    dir: &WorkspaceDir,
-    seed: &mut Seed,
-    image: &Path,
-    size: u64,
-) -> Result<ArchiveStats> {
+/// Unpack the seed's tar (a directory is packed now) into a staging tree for
+/// `mke2fs -d`. Returns the stats and the tree (removed once the baseline is made, or
+/// here on failure).
+fn stage(dir: &WorkspaceDir, seed: &mut Seed) -> Result<(ArchiveStats, PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
     let vol = dir.volume();
     let staging = staging_dir(dir, &vol, seed.archive_bytes());
@@ -223,11 +324,15 @@ fn baseline_from_tar(
         .map_err(|e| PyroError::invalid(format!("could not unpack the seed: {e}")))?;
         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
             .map_err(io("could not chmod", &staging))?;
-        images::make_ext4(image, size, Some(&staging)).map_err(backend_err)?;
         Ok(stats)
     })();
-    let _ = fs::remove_dir_all(&staging);
-    result
+    match result {
+        Ok(stats) => Ok((stats, staging)),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
 }
 
 /// Where a seed is unpacked before `mke2fs -d` reads it: in `/dev/shm` when it has room
@@ -316,5 +421,46 @@ pub fn remove_file(dir: &WorkspaceDir, name: &str) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(path = %path.display(), error = %e, "could not remove a volume file");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The background `mke2fs` of a seeded baseline: its error reaches every waiter,
+    //! and dropping the handle waits for it (no `mke2fs` outlives a create).
+    use super::*;
+
+    fn sparse(dir: &Path) -> PathBuf {
+        let image = dir.join("baseline.ext4");
+        images::create_sparse(&image, 64 << 20).expect("sparse file");
+        image
+    }
+
+    #[test]
+    fn a_failed_format_is_reported_to_every_waiter() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let image = sparse(tmp.path());
+        let pending = PendingBaseline::start(image, Source::Direct(tmp.path().join("missing")));
+        let first = pending.wait().expect_err("mke2fs -d of a missing directory fails");
+        assert!(first.to_string().contains("mke2fs"), "{first}");
+        let again = pending.wait().expect_err("still failed");
+        assert!(again.to_string().contains(&first.to_string()), "{again}");
+    }
+
+    #[test]
+    fn dropping_a_pending_baseline_waits_for_it_and_removes_the_staging_tree() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let image = sparse(tmp.path());
+        let staging = tmp.path().join("staging");
+        fs::create_dir_all(staging.join("src")).expect("mkdir");
+        fs::write(staging.join("src/lib.rs"), "pub fn f() {}\n").expect("write");
+        drop(PendingBaseline::start(image.clone(), Source::Staged(staging.clone())));
+        assert!(!staging.exists(), "the staging tree is gone once the handle is dropped");
+        let listing = std::process::Command::new("debugfs")
+            .args(["-R", "ls /src"])
+            .arg(&image)
+            .output()
+            .expect("debugfs");
+        assert!(String::from_utf8_lossy(&listing.stdout).contains("lib.rs"), "{listing:?}");
     }
 }

@@ -491,6 +491,9 @@ impl Backend for QemuBackend {
                 }
             };
         if let Some(volume) = &spec.volume {
+            if let Some(ready) = &spec.volume_ready {
+                ready.wait()?;
+            }
             self.mount_volume(&paths, volume.known_changes.clone())?;
         }
         Ok(info)

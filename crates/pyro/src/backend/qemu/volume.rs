@@ -64,15 +64,25 @@ fn run_tool(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), BackendError
 /// `lost+found` is removed so `/workspace` holds exactly the seed. Everything else
 /// (owners, modes, mtimes, symlinks) is copied from `source` as it is.
 pub fn make_ext4(image: &Path, size: u64, source: Option<&Path>) -> Result<(), BackendError> {
+    create_sparse(image, size)?;
+    format_ext4(image, source)
+}
+
+/// Create `image` as a new sparse file of `size` bytes (any old one is replaced): what
+/// [`format_ext4`] formats. The file exists, at its final size, from here on.
+pub fn create_sparse(image: &Path, size: u64) -> Result<(), BackendError> {
     remove_if_exists(image)?;
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(image)
         .map_err(|e| BackendError::io(format!("cannot create {}", image.display()), e))?;
-    file.set_len(size)
-        .map_err(|e| BackendError::io(format!("cannot size {}", image.display()), e))?;
-    drop(file);
+    file.set_len(size).map_err(|e| BackendError::io(format!("cannot size {}", image.display()), e))
+}
+
+/// Make the sparse file `image` ([`create_sparse`]) an ext4 file system holding the
+/// tree in `source`, as [`make_ext4`] describes.
+pub fn format_ext4(image: &Path, source: Option<&Path>) -> Result<(), BackendError> {
     // 256-byte inodes whatever the host's mke2fs.conf says: they store timestamps to the
     // nanosecond, which the guest's stat-first tree diff relies on (a rewrite in the same
     // second as the baseline was made must still move ctime).
@@ -91,6 +101,7 @@ pub fn make_ext4(image: &Path, size: u64, source: Option<&Path>) -> Result<(), B
     }
     args.push(image.as_os_str());
     run_tool("mke2fs", &args)?;
+    tracing::debug!(image = %image.display(), "volume: mke2fs done");
     run_tool(
         "debugfs",
         &["-w".as_ref(), "-R".as_ref(), "rmdir /lost+found".as_ref(), image.as_os_str()],

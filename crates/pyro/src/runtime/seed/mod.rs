@@ -185,6 +185,7 @@ fn prepare_as(path: &str, lazy: bool, limits: &TransferLimits) -> Result<Seed> {
             })?;
             let (bytes, entries) = (survey.archive.archive_bytes, survey.archive.stats.entry_count);
             check_limits(&source, bytes, entries, limits)?;
+            tracing::debug!(source = %source.display(), bytes, entries, direct = survey.direct.is_ok(), "seed: surveyed");
             SeedContent::Directory(survey)
         };
         return Ok(Seed {

@@ -105,9 +105,12 @@ impl Runtime {
             // QEMU: `/workspace` is a volume whose bottom layer is the seed, made on the
             // host; it is the baseline. host_compat: a directory, seeded over the channel.
             let on_volume = caps.volumes;
+            let mut formatting = None;
             if on_volume {
                 watch::phase("seeding");
-                let (vol, stats) = volume::create(&self.config.cache_dir, &dir, seed.as_mut())?;
+                let (vol, stats, pending) =
+                    volume::create(&self.config.cache_dir, &dir, seed.as_mut())?;
+                formatting = pending.map(std::sync::Arc::new);
                 if let (Some(seed), Some(stats)) = (&seed, stats) {
                     rec.workspace_seed = Self::seed_info(seed, &stats);
                 }
@@ -117,8 +120,19 @@ impl Runtime {
             }
             give_up_if_cancelled()?;
             watch::phase("booting");
-            // A fresh overlay above the baseline: nothing differs from it yet.
-            let info = backend.create(&self.spec_knowing(&dir, &rec, Some(Vec::new())))?;
+            // A fresh overlay above the baseline: nothing differs from it yet. The seed's
+            // baseline is formatted while the guest boots; the backend waits for it
+            // before the guest mounts the volume.
+            let mut spec = self.spec_knowing(&dir, &rec, Some(Vec::new()));
+            spec.volume_ready = formatting
+                .clone()
+                .map(|pending| crate::backend::VolumeReady::new(move || pending.wait()));
+            let booted = backend.create(&spec);
+            drop(spec);
+            // Whatever the boot did, mke2fs is finished before going on (or cleaning up).
+            let formatted = formatting.take().map_or(Ok(()), |pending| pending.wait());
+            let info = booted?;
+            formatted?;
             watch::booted(&info);
             let _ = fs::remove_file(dir.agent_health());
             fault::point("create.booted");

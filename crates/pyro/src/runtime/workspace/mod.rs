@@ -73,6 +73,7 @@ impl Runtime {
                 published_ports: Vec::new(),
             },
             volume: rec.volume.as_ref().map(|v| VolumeSpec { known_changes, ..v.spec(dir) }),
+            volume_ready: None,
         }
     }
 
