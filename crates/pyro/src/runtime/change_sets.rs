@@ -151,6 +151,69 @@ mod tests {
         assert_eq!(checked(vec!["x".repeat(MAX_CHANGE_SET_BYTES + 1)]), None);
     }
 
+    /// A guest agent that answers `change_candidates` with `paths` (and `done` to
+    /// everything else), naming the capability when `capable`.
+    struct Forged {
+        paths: Option<Vec<String>>,
+        capable: bool,
+        asked: Vec<&'static str>,
+    }
+
+    impl AgentChannel for Forged {
+        fn call(
+            &mut self,
+            request: Request,
+            _: std::time::Duration,
+        ) -> std::result::Result<Response, crate::backend::BackendError> {
+            Ok(match request {
+                Request::ChangeCandidates => {
+                    self.asked.push("candidates");
+                    Response::ChangeCandidates { paths: self.paths.clone() }
+                }
+                Request::FreezeWorkspace { .. } => {
+                    self.asked.push("freeze");
+                    Response::Done
+                }
+                Request::ThawWorkspace => {
+                    self.asked.push("thaw");
+                    Response::Done
+                }
+                _ => Response::Done,
+            })
+        }
+
+        fn supports(&mut self, capability: &str) -> bool {
+            self.capable && capability == CHANGE_WATCH_CAPABILITY
+        }
+    }
+
+    #[test]
+    fn forged_or_missing_sets_are_unknown() {
+        let mut agent = |paths: Option<Vec<&str>>, capable| Forged {
+            paths: paths.map(|p| p.into_iter().map(String::from).collect()),
+            capable,
+            asked: Vec::new(),
+        };
+        assert_eq!(
+            take(&mut agent(Some(vec!["a", "b/c"]), true)),
+            Some(vec!["a".into(), "b/c".into()])
+        );
+        for forged in [vec!["../../etc/shadow"], vec!["/root"], vec!["a//b"], vec![""]] {
+            assert_eq!(take(&mut agent(Some(forged.clone()), true)), None, "{forged:?}");
+        }
+        assert_eq!(take(&mut agent(None, true)), None);
+        let mut old = agent(Some(vec!["a"]), false);
+        assert_eq!(take(&mut old), None);
+        assert!(old.asked.is_empty(), "an agent without the capability is not asked");
+        // A clean stop with no usable set thaws again; with one it stays frozen.
+        let mut bad = agent(Some(vec!["../x"]), true);
+        assert_eq!(freeze_and_take(&mut bad), None);
+        assert_eq!(bad.asked, ["freeze", "candidates", "thaw"]);
+        let mut good = agent(Some(vec!["x"]), true);
+        assert_eq!(freeze_and_take(&mut good), Some(vec!["x".into()]));
+        assert_eq!(good.asked, ["freeze", "candidates"]);
+    }
+
     #[test]
     fn stored_sets_round_trip_and_bad_files_are_unknown() {
         let tmp = tempfile::tempdir().expect("tempdir");
