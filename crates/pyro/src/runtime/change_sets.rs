@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn forged_or_missing_sets_are_unknown() {
-        let mut agent = |paths: Option<Vec<&str>>, capable| Forged {
+        let agent = |paths: Option<Vec<&str>>, capable| Forged {
             paths: paths.map(|p| p.into_iter().map(String::from).collect()),
             capable,
             asked: Vec::new(),
