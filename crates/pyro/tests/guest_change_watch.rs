@@ -59,7 +59,7 @@ impl Rng {
 }
 
 /// Names the edits play with (nested, so directories move with content); `bulk/` and
-/// `mapped.bin` of the seed are never touched.
+/// `mapped*.bin` of the seed are never touched.
 const PATHS: &[&str] = &[
     "f1",
     "f2",
@@ -188,6 +188,7 @@ fn tracked_diffs_equal_full_walks_through_edits_snapshots_resets_and_restarts() 
         ("d1/sub/f4", "four\n"),
         ("d2/f5", "five\n"),
         ("mapped.bin", "0123456789abcdef\n"),
+        ("mapped2.bin", "0123456789abcdef\n"),
     ] {
         std::fs::write(seed.join(path), text).expect("write");
     }
@@ -207,21 +208,42 @@ fn tracked_diffs_equal_full_walks_through_edits_snapshots_resets_and_restarts() 
     assert!(!checker.tracked("fresh").changed);
     random_steps(&rt, &checker, &mut rng, 0, 30);
 
-    // A write into a shared mapping whose descriptor is closed, while the mapping is
-    // still held (no event at all), then after the holder ended.
+    // Writes into shared mappings whose descriptors were closed, while the mappings
+    // are still held (no event at all): Python's mmap keeps a dup of the descriptor
+    // (found in /proc/<pid>/fd), a raw mmap(2) through ctypes keeps none (found in
+    // /proc/<pid>/maps only). Then again after the holder ended (FAN_CLOSE_WRITE).
+    let script = r#"
+import ctypes, mmap, os, time
+fd = os.open("mapped.bin", os.O_RDWR)
+m = mmap.mmap(fd, 0)
+os.close(fd)
+m[0:4] = b"MMAP"
+m.flush()
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+fd = os.open("mapped2.bin", os.O_RDWR)
+p = libc.mmap(None, 16, 3, 1, fd, 0)
+os.close(fd)
+ctypes.memmove(p, b"MMAP", 4)
+open("/tmp/mapped", "w").write(str(os.getpid()))
+time.sleep(120)
+"#;
     exec(
         &rt,
         &id,
-        "setsid python3 -c 'import mmap,os,time\n\
-         fd=os.open(\"mapped.bin\",os.O_RDWR); m=mmap.mmap(fd,0); os.close(fd)\n\
-         m[0:4]=b\"MMAP\"; m.flush(); open(\"/tmp/mapped\",\"w\").write(str(os.getpid()))\n\
-         time.sleep(120)' \
-         </dev/null >/dev/null 2>&1 & \
-         for i in $(seq 100); do [ -e /tmp/mapped ] && break; sleep 0.1; done; \
-         head -c 4 mapped.bin",
+        &format!(
+            "cat > /tmp/map.py <<'EOF'{script}EOF\n\
+             setsid python3 /tmp/map.py </dev/null >/dev/null 2>&1 & \
+             for i in $(seq 200); do [ -s /tmp/mapped ] && break; sleep 0.1; done; \
+             head -c 4 mapped.bin mapped2.bin"
+        ),
     );
-    let d = checker.tracked("a write through a held shared mapping");
-    assert!(d.entries.iter().any(|e| e.path == "mapped.bin"), "{:?}", d.entries);
+    let d = checker.tracked("writes through held shared mappings");
+    for mapped in ["mapped.bin", "mapped2.bin"] {
+        assert!(d.entries.iter().any(|e| e.path == mapped), "{mapped}: {:?}", d.entries);
+    }
     exec(&rt, &id, "kill $(cat /tmp/mapped); sleep 0.5");
     checker.tracked("after the mapping's holder ended");
 
