@@ -92,8 +92,13 @@ pub fn format_ext4(image: &Path, source: Option<&Path>) -> Result<(), BackendErr
             .map(std::ffi::OsStr::new)
             .collect();
     // Lazy init: the inode tables and journal of a fresh sparse file are zero already.
+    // No metadata checksums: `mke2fs -d` recomputes a directory block's checksum on every
+    // entry it adds, a fifth of its time for a 130 MB / 11k-file seed (0.64 s -> 0.50 s
+    // here); the image is a private file on the host's own storage, and nothing in pyro
+    // or the guest needs them.
     args.extend(
-        ["-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0"].map(std::ffi::OsStr::new),
+        ["-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", "-O", "^metadata_csum"]
+            .map(std::ffi::OsStr::new),
     );
     if let Some(source) = source {
         args.push("-d".as_ref());
