@@ -40,8 +40,10 @@
 //! Unknown base; a lost log (`FAN_Q_OVERFLOW`, more than [`MAX_LOG_ENTRIES`] distinct
 //! entries, an event that could not be parsed or resolved); a mount point below
 //! `/workspace` (fanotify does not see other file systems; the full walk refuses to
-//! cross them); and a regular file with more than one link met on either side: another
-//! name of the same inode may have changed without an event naming it.
+//! cross them); and a regular file with more than one link whose inode the baseline
+//! has too: an old name of the inode may have changed without an event naming it.
+//! (Links among files made since the baseline stay tracked: every name of a new inode
+//! was made since, with an event.)
 //!
 //! # Limits
 //!

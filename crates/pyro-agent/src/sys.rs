@@ -335,7 +335,7 @@ pub(crate) fn open_by_handle(
     let bad = || io::Error::from_raw_os_error(libc::EINVAL);
     let declared = handle.get(..4).ok_or_else(bad)?;
     let declared = u32::from_ne_bytes(declared.try_into().map_err(|_| bad())?) as usize;
-    if handle.len() != 8 + declared || declared > 128 {
+    if handle.len() != 8 + declared || declared > MAX_HANDLE_BYTES {
         return Err(bad());
     }
     // A u32 buffer: struct file_handle is 4-byte aligned.
@@ -364,6 +364,42 @@ pub(crate) fn open_by_handle(
     // SAFETY: `rc` is a new descriptor nothing else owns.
     // JUSTIFICATION: an OwnedFd closes it exactly once.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(rc) })
+}
+
+/// Most bytes of a file handle (`MAX_HANDLE_SZ` in the kernel's `fcntl.h`).
+const MAX_HANDLE_BYTES: usize = 128;
+
+/// The file handle of `path` (`name_to_handle_at`, not following a final symlink),
+/// laid out as `struct file_handle` (`handle_bytes` u32, `handle_type` i32, the bytes):
+/// what [`open_by_handle`] takes.
+pub(crate) fn name_to_handle(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // A u32 buffer: struct file_handle is 4-byte aligned; handle_bytes is its capacity.
+    let mut buf = vec![0u32; (8 + MAX_HANDLE_BYTES) / 4];
+    buf[0] = MAX_HANDLE_BYTES as u32;
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `c_path` is a NUL-terminated string and `buf` a 4-byte aligned struct
+    // file_handle whose handle_bytes (set above) is the room after its 8-byte header;
+    // both and `mount_id` outlive the call, which writes within those bounds only.
+    // JUSTIFICATION: std has no way to name a file handle.
+    let rc = unsafe {
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            buf.as_mut_ptr().cast::<libc::file_handle>(),
+            &mut mount_id,
+            0,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let used = (buf[0] as usize).min(MAX_HANDLE_BYTES);
+    let mut bytes: Vec<u8> = buf.iter().flat_map(|word| word.to_ne_bytes()).collect();
+    bytes.truncate(8 + used);
+    Ok(bytes)
 }
 
 /// Wait, without a timeout, until `fd` is readable (or in error: the next read says).

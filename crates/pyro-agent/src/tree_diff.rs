@@ -123,8 +123,9 @@ pub(crate) fn diff_trees_recording(
 /// The answer [`diff_trees`] gives, found by comparing only `candidates` (relative
 /// paths; deep: the entry and everything below it; shallow: the entry itself) in the
 /// knowledge that no other path differs (`change_watch`). `None` when a regular file
-/// with more than one link was met on either side: another of its names may have
-/// changed without being a candidate, so only a full walk is sure.
+/// with more than one link was met whose inode the baseline has (see
+/// `Walker::old_inode`): another of its names may have changed without being a
+/// candidate, so only a full walk is sure.
 ///
 /// Each candidate is moved up to its top-most ancestor that is not a directory on both
 /// sides (made deep): an entry below a directory that was added, removed or replaced is
@@ -194,8 +195,11 @@ struct Walker {
     changed: Vec<PathBuf>,
     /// Comparing candidates only: note regular files with more than one link.
     tracked: bool,
-    /// A regular file with more than one link was stat'ed (tracked mode).
+    /// A regular file with more than one link, of an inode the baseline has, was
+    /// stat'ed (tracked mode; see [`Walker::old_inode`]).
     multi_link: bool,
+    /// The baseline root, opened when a handle must be tried on it.
+    baseline_dir: Option<File>,
 }
 
 fn rel_string(rel: &Path) -> String {
@@ -226,6 +230,7 @@ impl Walker {
             changed: Vec::new(),
             tracked: false,
             multi_link: false,
+            baseline_dir: None,
         })
     }
 
@@ -294,13 +299,38 @@ impl Walker {
         match fs::symlink_metadata(&path) {
             Ok(meta) => {
                 self.count()?;
-                if self.tracked && meta.is_file() && meta.nlink() > 1 {
+                if self.tracked && meta.is_file() && meta.nlink() > 1 && self.old_inode(tree, &path)
+                {
                     self.multi_link = true;
                 }
                 Ok(Some(meta))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SandboxError::io("stat", &path.display().to_string(), e)),
+        }
+    }
+
+    /// Whether the regular file at `path` (of `tree`, with more than one link) may have
+    /// a name that no candidate covers: on the baseline side always; on the current
+    /// side when its inode was in the baseline already (its file handle opens on the
+    /// baseline mount: same lineage, so same inode number and generation). An inode
+    /// made since has only names made since, and each of those was created with an
+    /// event or is in the known set, so every one is a candidate. The handle check
+    /// errs towards `true` (a full walk) on anything but "stale": the inode number
+    /// is free in the baseline, or in use there by an inode of another generation.
+    fn old_inode(&mut self, tree: Tree, path: &Path) -> bool {
+        if tree == Tree::Baseline {
+            return true;
+        }
+        if self.baseline_dir.is_none() {
+            self.baseline_dir = File::open(&self.baseline).ok();
+        }
+        let Some(baseline) = &self.baseline_dir else { return true };
+        match crate::sys::name_to_handle(path)
+            .and_then(|handle| crate::sys::open_by_handle(baseline, &handle))
+        {
+            Ok(_) => true,
+            Err(e) => e.raw_os_error() != Some(libc::ESTALE),
         }
     }
 

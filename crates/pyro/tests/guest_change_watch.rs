@@ -3,7 +3,8 @@
 //! printed, `PYRO_TEST_SEED` replays one), the agent's tracked diff (only the paths its
 //! fanotify log and known set name) equals a forced full walk of both trees, and the
 //! tracked mode really ran. Also through a write into a shared mapping whose descriptor
-//! was closed (no event: found by the `/proc` scan), a hard link (falls back to a full
+//! was closed (no event: found by the `/proc` scan), hard links (among new files:
+//! tracked; to a baseline file: falls back to a full
 //! walk), snapshot create and a reset onto the snapshot (the set taken with it), a
 //! reset to the baseline, a clean stop/start (the set taken while frozen), and a start
 //! after the guest was killed (unknown: one full walk, then tracked again).
@@ -247,12 +248,25 @@ time.sleep(120)
     exec(&rt, &id, "kill $(cat /tmp/mapped); sleep 0.5");
     checker.tracked("after the mapping's holder ended");
 
-    // A second name for an inode: only a full walk is sure.
-    exec(&rt, &id, "printf 'linked\\n' > hl1 && ln hl1 hl2");
-    let (tracked, _) = checker.check("a hard link");
-    assert!(!tracked, "a file with two links must fall back to the full walk");
+    // A second name for a new inode: every name of it was made since the baseline,
+    // with an event, so the diff stays tracked; a write through one name shows in both.
+    exec(&rt, &id, "printf 'linked\\n' > hl1 && ln hl1 hl2 && printf 'more\\n' >> hl2");
+    let d = checker.tracked("a hard link between new files");
+    for name in ["hl1", "hl2"] {
+        assert!(d.entries.iter().any(|e| e.path == name), "{name}: {:?}", d.entries);
+    }
     exec(&rt, &id, "rm hl2");
-    checker.tracked("the link removed");
+    checker.tracked("the new link removed");
+    // A second name for an inode of the baseline: a write through the new name changes
+    // the old one without an event naming it, so only a full walk is sure; its changes
+    // then become the base, and the diff is tracked again once the link is gone.
+    exec(&rt, &id, "ln bulk/deep/b7.txt hl3 && printf 'through the link\\n' >> hl3");
+    let (tracked, d) = checker.check("a hard link to a baseline file");
+    assert!(!tracked, "a second name for a baseline inode must fall back to the full walk");
+    assert!(d.entries.iter().any(|e| e.path == "bulk/deep/b7.txt"), "{:?}", d.entries);
+    exec(&rt, &id, "rm hl3");
+    let d = checker.tracked("the old link removed");
+    assert!(d.entries.iter().any(|e| e.path == "bulk/deep/b7.txt"), "{:?}", d.entries);
 
     // Snapshot, edits, reset onto it: the set taken with the snapshot is known at once.
     let at_snapshot = checker.tracked("before the snapshot");
