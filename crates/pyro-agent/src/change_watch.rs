@@ -54,7 +54,9 @@
 use crate::error::SandboxError;
 use crate::sys;
 use crate::tree_diff;
-use pyro_protocol::{TreeDiffAnswer, TreeDiffLimits, MAX_CHANGE_SET_BYTES, MAX_CHANGE_SET_PATHS};
+use pyro_protocol::{
+    TreeDiffAnswer, TreeDiffLimits, TreeTotals, MAX_CHANGE_SET_BYTES, MAX_CHANGE_SET_PATHS,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -537,6 +539,31 @@ pub(crate) fn tracked_diff(
     let (answer, changed) = tree_diff::diff_trees_recording(current, baseline, limits)?;
     watch.finish_rebuild(top_most(changed));
     Ok(answer)
+}
+
+/// The totals of `/workspace` ([`pyro_protocol::Request::TreeTotals`]) from the
+/// baseline's and the candidates when they are known; else counted whole. The second
+/// value says which.
+pub(crate) fn tracked_totals(
+    watch: &ChangeWatch,
+    current: &Path,
+    baseline: &Path,
+    baseline_totals: TreeTotals,
+) -> Result<(TreeTotals, bool), SandboxError> {
+    if !has_mounts_below(&watch.root) {
+        if let Some(candidates) = watch.candidates() {
+            let counted = tree_diff::totals::count_candidates(
+                current,
+                baseline,
+                baseline_totals,
+                &candidates,
+            )?;
+            if let Some(totals) = counted {
+                return Ok((totals, true));
+            }
+        }
+    }
+    Ok((tree_diff::totals::count_tree(current)?, false))
 }
 
 /// The paths of `changed` that are not below another one, all deep.

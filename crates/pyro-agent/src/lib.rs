@@ -81,6 +81,14 @@ use pyro_protocol::{ExecRequest, Request, Response, PROTOCOL_VERSION};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What an archive of the tree at `root` would count: entries below it (directories,
+/// regular files, symlinks) and regular-file bytes, never following a symlink or
+/// leaving its file system. The host counts a seed's tree with it, the agent
+/// `/workspace` ([`Request::TreeTotals`]), so both count alike.
+pub fn tree_totals(root: &Path) -> Result<pyro_protocol::TreeTotals, SandboxError> {
+    tree_diff::totals::count_tree(root)
+}
+
 /// Version of this agent (the crate version), reported in `hello`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -98,6 +106,7 @@ pub const CAPABILITIES: &[&str] = &[
     "exec_stream",
     pyro_protocol::VOLUME_CAPABILITY,
     pyro_protocol::CHANGE_WATCH_CAPABILITY,
+    pyro_protocol::TREE_TOTALS_CAPABILITY,
 ];
 
 /// The plan of `req` in `cwd` with `base_env`.
@@ -354,6 +363,19 @@ impl Sandbox {
                     ]);
                 }
                 Response::Done
+            }
+            Request::TreeTotals { baseline, full_walk } => {
+                self.require_guest("counting the workspace")?;
+                let current = Path::new(pyro_protocol::WORKSPACE_ROOT);
+                let base = Path::new(pyro_protocol::BASELINE_MOUNT);
+                let watch = self.change_watch().filter(|_| !full_walk);
+                let (totals, tracked) = match (watch, baseline) {
+                    (Some(watch), Some(baseline)) => {
+                        change_watch::tracked_totals(&watch, current, base, baseline)?
+                    }
+                    _ => (tree_diff::totals::count_tree(current)?, false),
+                };
+                Response::TreeTotals { totals, tracked }
             }
             Request::ChangeCandidates => {
                 self.require_guest("tracking workspace changes")?;

@@ -32,7 +32,7 @@ mod services;
 pub use services::*;
 
 /// Protocol version spoken by this build: `(major, minor)`.
-pub const PROTOCOL_VERSION: (u16, u16) = (1, 11);
+pub const PROTOCOL_VERSION: (u16, u16) = (1, 12);
 
 /// Name of the first virtio-serial port the agent serves. Further ports are named
 /// `org.pyro.agent.1`, `org.pyro.agent.2`, ... so several host processes can talk to
@@ -94,6 +94,10 @@ pub const VOLUME_CAPABILITY: &str = "workspace_volume";
 /// [`Request::MountWorkspace`]'s `known_changes`, answer [`Request::ChangeCandidates`]
 /// and honour [`Request::TreeDiffOpen`]'s `full_walk` (since 1.11).
 pub const CHANGE_WATCH_CAPABILITY: &str = "change_watch";
+
+/// Capability named in `hello` by agents that serve [`Request::TreeTotals`] (since
+/// 1.12).
+pub const TREE_TOTALS_CAPABILITY: &str = "tree_totals";
 
 /// Most paths in a change set ([`Request::MountWorkspace`]'s `known_changes`,
 /// [`Response::ChangeCandidates`]); a bigger set is sent as unknown.
@@ -312,6 +316,22 @@ pub enum Request {
     /// back as `known_changes` on a reset onto it). Answer: [`Response::ChangeCandidates`].
     /// Since 1.11, capability [`CHANGE_WATCH_CAPABILITY`].
     ChangeCandidates,
+    /// Count `/workspace` as an archive of it would: entries below the root
+    /// (directories, regular files, symlinks; special files do not count) and the bytes
+    /// of its regular files. With `baseline` (the totals of the baseline mount, which
+    /// the host computed when it made it) and a known change set, only the candidate
+    /// paths are counted on both sides and their difference added to `baseline`, so the
+    /// cost is that of what changed; otherwise (or with `full_walk`) `/workspace` is
+    /// walked whole. Answer: [`Response::TreeTotals`]. Since 1.12, capability
+    /// [`TREE_TOTALS_CAPABILITY`].
+    TreeTotals {
+        /// Totals of the baseline mount; `None`: walk `/workspace` whole.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<TreeTotals>,
+        /// Walk `/workspace` whole even when the change set is known (tests, benches).
+        #[serde(default)]
+        full_walk: bool,
+    },
     /// Flush and freeze `/workspace` (`FIFREEZE`) so its disk can be copied consistently.
     /// The agent thaws it by itself after `thaw_after_ms` (at most [`MAX_FREEZE_MS`]) if no
     /// [`Request::ThawWorkspace`] came. Guest mode only. Answer: [`Response::Done`].
@@ -410,6 +430,15 @@ pub enum Request {
     /// Stop every running service at once (before the guest is shut down). Answer:
     /// [`Response::Services`]. Since 1.3.
     ServiceStopAll,
+}
+
+/// What an archive of a tree would count ([`Request::TreeTotals`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TreeTotals {
+    /// Entries below the root: directories, regular files and symlinks.
+    pub entries: u64,
+    /// Bytes of the regular files.
+    pub file_bytes: u64,
 }
 
 /// Bounds of a [`Request::TreeDiffOpen`]; past any of them the agent answers
@@ -738,6 +767,13 @@ pub enum Response {
     Exec(ExecOutput),
     /// Answer to [`Request::ExecStart`] and [`Request::ExecRead`]. Since 1.9.
     ExecChunk(ExecChunk),
+    /// Answer to [`Request::TreeTotals`]. Since 1.12.
+    TreeTotals {
+        /// The totals of `/workspace`.
+        totals: TreeTotals,
+        /// Only the candidate paths were counted (added to the given baseline).
+        tracked: bool,
+    },
     /// Answer to [`Request::ChangeCandidates`]. Since 1.11.
     ChangeCandidates {
         /// Relative, normalised paths that may differ from the baseline (a directory

@@ -14,13 +14,15 @@
 mod common;
 
 use pyro::backend::qemu::channel::QemuChannel;
+use pyro::backend::AgentChannel;
 use pyro::params::*;
 use pyro::runtime::state::WorkspaceDir;
 use pyro::runtime::transfer::TransferLimits;
 use pyro::runtime::{diff, tree_diff};
 use pyro::{Runtime, RuntimeConfig};
-use pyro_protocol::{Request, TreeDiffAnswer, TreeDiffLimits};
+use pyro_protocol::{Request, Response, TreeDiffAnswer, TreeDiffLimits, TreeTotals};
 use std::path::Path;
+use std::time::Duration;
 
 /// `debian:12` has python3, for the shared mapping.
 const ENV: &str = "debian:12";
@@ -126,8 +128,30 @@ impl Checker<'_> {
             .expect("the agent serves tree_diff")
     }
 
-    /// The tracked diff equals the full walk's; returns whether it was tracked.
+    /// `/workspace`'s totals from the agent: from the baseline's (as the host recorded
+    /// them) and the candidates, or walked whole; and whether the candidates were used.
+    fn totals(&self, full_walk: bool) -> (TreeTotals, bool) {
+        let dir = WorkspaceDir::new(self.state, self.id);
+        let text = std::fs::read_to_string(dir.record()).expect("workspace.json");
+        let rec: serde_json::Value = serde_json::from_str(&text).expect("record");
+        let baseline: Option<TreeTotals> =
+            serde_json::from_value(rec["volume"]["baseline_totals"].clone()).expect("totals");
+        assert!(baseline.is_some(), "the host records the baseline's totals");
+        let mut channel = QemuChannel::connect(&dir.sandbox()).expect("connect");
+        let request = Request::TreeTotals { baseline, full_walk };
+        match channel.call(request, Duration::from_secs(60)).expect("tree_totals") {
+            Response::TreeTotals { totals, tracked } => (totals, tracked),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The tracked diff equals the full walk's, and so do the totals; returns whether
+    /// the diff was tracked.
     fn check(&self, what: &str) -> (bool, diff::TreeDiff) {
+        let (counted, counted_tracked) = self.totals(false);
+        let (walked, walked_tracked) = self.totals(true);
+        assert!(!walked_tracked, "{what}: a forced count is never tracked");
+        assert_eq!(counted, walked, "{what}: the totals from the candidates differ from a walk");
         let tracked = self.answer(false);
         let full = self.answer(true);
         assert!(!full.tracked, "{what}: a forced walk is never tracked");
@@ -145,6 +169,7 @@ impl Checker<'_> {
         if was_tracked {
             assert!(tracked_scanned < scanned, "{what}: {tracked_scanned} of {scanned} scanned");
         }
+        assert_eq!(counted_tracked, was_tracked, "{what}: totals and diff use the same set");
         (was_tracked, a)
     }
 
@@ -270,8 +295,13 @@ time.sleep(120)
 
     // Snapshot, edits, reset onto it: the set taken with the snapshot is known at once.
     let at_snapshot = checker.tracked("before the snapshot");
-    rt.snapshot_create(SnapshotParams { workspace_id: id.clone(), snapshot_name: "s1".into() })
+    let (walked, _) = checker.totals(true);
+    let snap = rt
+        .snapshot_create(SnapshotParams { workspace_id: id.clone(), snapshot_name: "s1".into() })
         .expect("snapshot");
+    // The snapshot counts as an archive of the tree would: what a walk counts.
+    let counted = (snap.snapshot.entry_count, snap.snapshot.bytes_written);
+    assert_eq!(counted, (walked.entries, walked.file_bytes));
     random_steps(&rt, &checker, &mut rng, 100, 6);
     let reset = |snapshot: &str| {
         rt.workspace_reset(WorkspaceResetParams {

@@ -21,7 +21,7 @@ use super::transfer::TransferLimits;
 use crate::backend::qemu::volume as images;
 use crate::backend::{BackendError, VolumeSpec};
 use pyro_agent::archive;
-use pyro_protocol::ArchiveStats;
+use pyro_protocol::{ArchiveStats, TreeTotals};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,12 @@ pub struct VolumeRecord {
     pub size_bytes: u64,
     /// Number used for the next file name.
     pub next_file: u64,
+    /// What an archive of the baseline would count, counted on the host from the tree
+    /// `mke2fs -d` read: with the guest's change set, a snapshot's totals cost what
+    /// changed ([`pyro_protocol::Request::TreeTotals`]). `None` (older workspaces):
+    /// the guest counts `/workspace` whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_totals: Option<TreeTotals>,
 }
 
 impl VolumeRecord {
@@ -171,6 +177,11 @@ pub fn create(
         }
         None => (images::empty_image(cache_dir).map_err(backend_err)?, None, None),
     };
+    // Counted before `mke2fs` reads the tree (a staging tree is removed after it).
+    let baseline_totals = match &source {
+        None => Some(TreeTotals::default()),
+        Some(Source::Direct(tree) | Source::Staged(tree)) => count_source(tree),
+    };
     let made = (|| -> Result<VolumeRecord> {
         if source.is_some() {
             images::create_sparse(&baseline, size).map_err(backend_err)?;
@@ -182,6 +193,7 @@ pub fn create(
             active_parent: None,
             size_bytes: size,
             next_file: 1,
+            baseline_totals,
         };
         // `qemu-img create -u` does not open the baseline: it may still be empty.
         record.active = new_active_over(dir, &mut record, None)?;
@@ -302,6 +314,21 @@ fn direct_source(seed: &Seed, vol: &Path) -> Option<ArchiveStats> {
         return None;
     }
     Some(survey.archive.stats.clone())
+}
+
+/// The totals of the tree `mke2fs -d` copies into the baseline: exactly what the
+/// guest's baseline mount then holds (the direct path takes only trees with nothing it
+/// would copy differently; a staging tree is what it copies). `None` when the tree
+/// cannot be counted (it crosses a mount point, or changed meanwhile): snapshots then
+/// have the guest count `/workspace` whole.
+fn count_source(tree: &Path) -> Option<TreeTotals> {
+    match pyro_agent::tree_totals(tree) {
+        Ok(totals) => Some(totals),
+        Err(e) => {
+            tracing::debug!(tree = %tree.display(), error = %e, "could not count the seed tree");
+            None
+        }
+    }
 }
 
 /// Unpack the seed's tar (a directory is packed now) into a staging tree for

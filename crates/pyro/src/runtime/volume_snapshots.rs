@@ -23,15 +23,31 @@ use super::volume::{self, VolumeLayer, VolumeRecord};
 use super::{fault, Runtime};
 use crate::backend::qemu::volume as images;
 use pyro_contract::results::SnapshotInfo;
-use pyro_protocol::{ArtifactType, Request, Response, WORKSPACE_ROOT};
+use pyro_protocol::{
+    ArtifactType, Request, Response, TreeTotals, TREE_TOTALS_CAPABILITY, WORKSPACE_ROOT,
+};
 use std::path::{Path, PathBuf};
 
 /// How long the guest keeps `/workspace` frozen at most if pyro never thaws it.
 const FREEZE_DEADLINE_MS: u64 = 10_000;
 
-/// Entries and regular-file bytes of `/workspace`, counted the way the archives count
-/// (the root directory is an entry).
-fn tree_stats(channel: &mut dyn crate::backend::AgentChannel) -> Result<(u64, u64)> {
+/// Entries and regular-file bytes of `/workspace`, counted the way its archive counts
+/// (entries below the root; the seed's and the baseline snapshot's counts are the same
+/// for the same tree). An agent with [`TREE_TOTALS_CAPABILITY`] counts them itself,
+/// from `baseline` plus what its change set names when it knows one (the cost of what
+/// changed), else by walking; an older one lists the tree.
+fn tree_stats(
+    channel: &mut dyn crate::backend::AgentChannel,
+    baseline: Option<TreeTotals>,
+) -> Result<(u64, u64)> {
+    if channel.supports(TREE_TOTALS_CAPABILITY) {
+        let request = Request::TreeTotals { baseline, full_walk: false };
+        return match agent::call(channel, request, QUICK)? {
+            // Two numbers: nothing to bound but their own range.
+            Response::TreeTotals { totals, .. } => Ok((totals.entries, totals.file_bytes)),
+            other => Err(agent::unexpected("tree_totals", &other)),
+        };
+    }
     let request = Request::ListFiles { path: WORKSPACE_ROOT.into(), recursive: true };
     match agent::call(channel, request, QUICK)? {
         Response::Files { entries } => {
@@ -40,7 +56,7 @@ fn tree_stats(channel: &mut dyn crate::backend::AgentChannel) -> Result<(u64, u6
                 .filter(|e| e.artifact_type == ArtifactType::File)
                 .map(|e| e.size_bytes)
                 .sum();
-            Ok((entries.len() as u64 + 1, bytes))
+            Ok((entries.len() as u64, bytes))
         }
         other => Err(agent::unexpected("list_files", &other)),
     }
@@ -80,7 +96,7 @@ impl Runtime {
         // (entries, bytes) of the frozen tree and its change set.
         type Frozen = ((u64, u64), Option<Vec<String>>);
         let switched = (|| -> Result<Frozen> {
-            let stats = tree_stats(ch.as_mut())?;
+            let stats = tree_stats(ch.as_mut(), before.baseline_totals)?;
             // Frozen: the set describes the layer exactly (see `change_sets`).
             let known = change_sets::take(ch.as_mut());
             after.layers.push(VolumeLayer {

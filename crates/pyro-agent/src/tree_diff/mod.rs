@@ -46,6 +46,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub(crate) mod totals;
+
 /// Read size of content comparisons and text checks.
 const BLOCK: usize = 64 * 1024;
 
@@ -142,6 +144,19 @@ pub(crate) fn diff_candidates(
 ) -> Result<Option<TreeDiffAnswer>, SandboxError> {
     let mut walker = Walker::new(current, baseline, limits)?;
     walker.tracked = true;
+    let whole = visit_candidates(&mut walker, candidates, |walker, path| walker.compare(path))?;
+    Ok(whole.then_some(walker.answer))
+}
+
+/// The candidate loop of a tracked diff or count (see [`diff_candidates`]): `visit`
+/// gets every path whose entry, and everything below it, must be looked at on both
+/// sides, each once, none below another. `false` when a regular file with more than
+/// one link of an inode the baseline has was met: the caller needs a full walk.
+fn visit_candidates(
+    walker: &mut Walker,
+    candidates: &std::collections::BTreeMap<PathBuf, bool>,
+    mut visit: impl FnMut(&mut Walker, &Path) -> Result<(), SandboxError>,
+) -> Result<bool, SandboxError> {
     let mut lifted: std::collections::BTreeMap<PathBuf, bool> = Default::default();
     let mut dirs = std::collections::HashMap::new();
     for (path, deep) in candidates {
@@ -170,17 +185,18 @@ pub(crate) fn diff_candidates(
         if covered.as_ref().is_some_and(|top| path.starts_with(top)) {
             continue;
         }
-        if deep {
-            walker.compare(&path)?;
-            covered = Some(path);
-        } else if !walker.dir_on_both_sides(&path, &mut dirs)? {
-            walker.compare(&path)?;
+        // A shallow directory on both sides: its own metadata is not compared, and the
+        // candidates below it come on their own.
+        if !deep && walker.dir_on_both_sides(&path, &mut dirs)? {
+            continue;
         }
+        visit(walker, &path)?;
+        covered = Some(path);
         if walker.multi_link {
-            return Ok(None);
+            return Ok(false);
         }
     }
-    Ok(Some(walker.answer))
+    Ok(true)
 }
 
 struct Walker {
