@@ -13,27 +13,20 @@
 
 mod common;
 
+use common::guest_runtime as runtime;
 use pyro::backend::qemu::channel::QemuChannel;
 use pyro::backend::AgentChannel;
 use pyro::params::*;
 use pyro::runtime::state::WorkspaceDir;
 use pyro::runtime::transfer::TransferLimits;
 use pyro::runtime::{diff, tree_diff};
-use pyro::{Runtime, RuntimeConfig};
+use pyro::Runtime;
 use pyro_protocol::{Request, Response, TreeDiffAnswer, TreeDiffLimits, TreeTotals};
 use std::path::Path;
 use std::time::Duration;
 
 /// `debian:12` has python3, for the shared mapping.
 const ENV: &str = "debian:12";
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn exec(rt: &Runtime, id: &str, command: &str) -> String {
     let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);

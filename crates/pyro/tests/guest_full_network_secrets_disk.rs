@@ -10,11 +10,11 @@
 mod common;
 #[path = "common/rmcp_call.rs"]
 mod rmcp_call;
+use common::guest_runtime as runtime;
 use rmcp_call::{call, Client};
 
 use pyro::params::*;
 use pyro::results::{ExecutionMode, VmState};
-use pyro::{Runtime, RuntimeConfig};
 use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
 use rmcp::ServiceExt;
@@ -30,14 +30,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const ENV: &str = "debian:12-base";
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 /// A value that appears nowhere else on this machine.
 fn unique(tag: &str) -> String {

@@ -12,8 +12,9 @@ mod mcp_stdio;
 #[path = "common/peak_rss.rs"]
 mod peak_rss;
 
+use common::guest_runtime as runtime;
 use pyro::params::*;
-use pyro::{Runtime, RuntimeConfig};
+use pyro::Runtime;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -42,14 +43,6 @@ for n in /sys/class/virtio-ports/*; do
 done
 wait
 "#;
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn pyro_cli(state: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pyro"));

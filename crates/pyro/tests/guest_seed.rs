@@ -10,9 +10,10 @@
 
 mod common;
 
+use common::guest_runtime as runtime;
 use pyro::params::*;
 use pyro::runtime::seed::{self, SeedContent, Staged};
-use pyro::{Runtime, RuntimeConfig};
+use pyro::Runtime;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,14 +23,6 @@ use std::process::Command;
 const ENV: &str = "debian:12-base";
 /// The mtime every entry of the seeds gets (seconds).
 const WHEN: i64 = 1_600_000_000;
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn exec(rt: &Runtime, id: &str, command: &str) -> String {
     let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);

@@ -8,11 +8,12 @@
 mod common;
 #[path = "common/rmcp_call.rs"]
 mod rmcp_call;
+use common::guest_runtime as runtime;
 use rmcp_call::{call, Client};
 
 use pyro::params::*;
 use pyro::results::{Service, ServiceReadiness, ServiceState, VmState};
-use pyro::{PyroError, Runtime, RuntimeConfig};
+use pyro::{PyroError, Runtime};
 use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
 use rmcp::ServiceExt;
@@ -22,14 +23,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn exec(rt: &Runtime, id: &str, command: &str) -> String {
     let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);

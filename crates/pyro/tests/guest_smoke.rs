@@ -4,22 +4,15 @@
 
 mod common;
 
+use common::guest_runtime as runtime;
 use pyro::params::*;
 use pyro::results::{Accel, ExecutionMode, VmState};
-use pyro::{PyroError, Runtime, RuntimeConfig};
+use pyro::{PyroError, Runtime};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ENV: &str = "debian:12-base";
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn exec(rt: &Runtime, id: &str, command: &str) -> pyro::results::WorkspaceExecResult {
     rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command)

@@ -6,21 +6,14 @@
 
 mod common;
 
+use common::guest_runtime as runtime;
 use pyro::params::*;
-use pyro::{Runtime, RuntimeConfig};
+use pyro::Runtime;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 const ENV: &str = "debian:12-base";
-
-fn runtime(state: &Path) -> Runtime {
-    let rt =
-        Runtime::new(RuntimeConfig { state_dir: state.to_path_buf(), ..RuntimeConfig::from_env() });
-    let report = rt.doctor();
-    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
-    rt
-}
 
 fn exec(rt: &Runtime, id: &str, command: &str) -> String {
     let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);

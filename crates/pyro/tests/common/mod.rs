@@ -17,6 +17,18 @@ impl GuestTempDir {
     }
 }
 
+/// A runtime on the state directory `state` whose guest backend is ready; otherwise the
+/// test fails and says to run `scripts/setup` (guest tests never skip).
+#[allow(dead_code)] // not every test binary starts a runtime of its own
+pub fn guest_runtime(state: &Path) -> pyro::Runtime {
+    let config =
+        pyro::RuntimeConfig { state_dir: state.to_path_buf(), ..pyro::RuntimeConfig::from_env() };
+    let rt = pyro::Runtime::new(config);
+    let report = rt.doctor();
+    assert!(report.runtime_ok, "guest backend not ready ({:?}); run scripts/setup", report.issues);
+    rt
+}
+
 /// A new [`GuestTempDir`].
 pub fn guest_tempdir() -> GuestTempDir {
     GuestTempDir { dir: tempfile::tempdir().expect("tempdir") }
