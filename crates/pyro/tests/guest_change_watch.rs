@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::exec_ok as exec;
 use common::guest_runtime as runtime;
 use pyro::backend::qemu::channel::QemuChannel;
 use pyro::backend::AgentChannel;
@@ -27,12 +28,6 @@ use std::time::Duration;
 
 /// `debian:12` has python3, for the shared mapping.
 const ENV: &str = "debian:12";
-
-fn exec(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}{}", out.stdout, out.stderr);
-    out.stdout
-}
 
 fn limits() -> TreeDiffLimits {
     tree_diff::limits_for(&TransferLimits::from_env())

@@ -12,9 +12,9 @@ mod mcp_stdio;
 #[path = "common/peak_rss.rs"]
 mod peak_rss;
 
+use common::exec_ok as exec_stdout;
 use common::guest_runtime as runtime;
 use pyro::params::*;
-use pyro::Runtime;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -63,12 +63,6 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 fn cli_with_peak_rss(state: &Path, args: &[&str]) -> (bool, String, u64) {
     let run = peak_rss::run(state, &[], args);
     (run.ok, format!("{}{}", run.stdout, run.stderr), run.peak_kib)
-}
-
-fn exec_stdout(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}", out.stderr);
-    out.stdout
 }
 
 /// Bound on the peak RSS of one CLI call against a hostile guest (the issue measured

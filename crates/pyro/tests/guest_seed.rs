@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::exec_ok as exec;
 use common::guest_runtime as runtime;
 use pyro::params::*;
 use pyro::runtime::seed::{self, SeedContent, Staged};
@@ -23,12 +24,6 @@ use std::process::Command;
 const ENV: &str = "debian:12-base";
 /// The mtime every entry of the seeds gets (seconds).
 const WHEN: i64 = 1_600_000_000;
-
-fn exec(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}", out.stderr);
-    out.stdout
-}
 
 fn euid_is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)

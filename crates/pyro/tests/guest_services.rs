@@ -8,6 +8,7 @@
 mod common;
 #[path = "common/rmcp_call.rs"]
 mod rmcp_call;
+use common::exec_ok as exec;
 use common::guest_runtime as runtime;
 use rmcp_call::{call, Client};
 
@@ -23,12 +24,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn exec(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}", out.stderr);
-    out.stdout
-}
 
 fn start(rt: &Runtime, p: ServiceStartParams) -> Service {
     let what = format!("start {}", p.service_name);

@@ -7,6 +7,7 @@
 mod common;
 
 use base64::Engine as _;
+use common::exec_ok as exec;
 use common::guest_runtime as runtime;
 use pyro::backend::qemu::channel::QemuChannel;
 use pyro::backend::AgentChannel;
@@ -14,19 +15,12 @@ use pyro::params::*;
 use pyro::runtime::state::WorkspaceDir;
 use pyro::runtime::transfer::{self, TransferLimits};
 use pyro::runtime::{diff, tree_diff};
-use pyro::Runtime;
 use pyro_protocol::{Request, Response, TreeDiffAnswer, TreeDiffLimits};
 use std::io::{Read, Seek};
 use std::path::Path;
 use std::time::Duration;
 
 const ENV: &str = "debian:12-base";
-
-fn exec(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}{}", out.stdout, out.stderr);
-    out.stdout
-}
 
 fn limits() -> TreeDiffLimits {
     tree_diff::limits_for(&TransferLimits::from_env())

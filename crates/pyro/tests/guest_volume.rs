@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::exec_ok as exec;
 use common::guest_runtime as runtime;
 use pyro::params::*;
 use pyro::Runtime;
@@ -14,12 +15,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 const ENV: &str = "debian:12-base";
-
-fn exec(rt: &Runtime, id: &str, command: &str) -> String {
-    let out = rt.workspace_exec(WorkspaceExecParams::new(id, command)).expect(command);
-    assert_eq!(out.exit_code, 0, "{command}: {}", out.stderr);
-    out.stdout
-}
 
 /// One entry of a tree: kind, permission bits, then content (files), target (links).
 type Tree = BTreeMap<String, (char, u32, Vec<u8>, i64)>;

@@ -29,6 +29,16 @@ pub fn guest_runtime(state: &Path) -> pyro::Runtime {
     rt
 }
 
+/// Run `command` in workspace `id` and return its stdout; the test fails unless it
+/// exits 0 (the message shows both outputs).
+#[allow(dead_code)] // not every test binary runs commands this way
+pub fn exec_ok(rt: &pyro::Runtime, id: &str, command: &str) -> String {
+    let out =
+        rt.workspace_exec(pyro::params::WorkspaceExecParams::new(id, command)).expect(command);
+    assert_eq!(out.exit_code, 0, "{command}: {}{}", out.stdout, out.stderr);
+    out.stdout
+}
+
 /// A new [`GuestTempDir`].
 pub fn guest_tempdir() -> GuestTempDir {
     GuestTempDir { dir: tempfile::tempdir().expect("tempdir") }
