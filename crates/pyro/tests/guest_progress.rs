@@ -112,6 +112,22 @@ async fn call(client: &Client, name: &str, args: Value) -> (CallToolResult, Prog
     (answer(handle).await, token)
 }
 
+/// Cancel the call `handle` (`notifications/cancelled` with its request id). The client
+/// ends its side of the call at once (rmcp answers a cancelled request itself), so this
+/// checks that it ended as cancelled; what the server did is for the caller to check.
+async fn cancel(client: &Client, handle: RequestHandle<RoleClient>) {
+    client
+        .send_notification(ClientNotification::CancelledNotification(CancelledNotification::new(
+            CancelledNotificationParam::new(Some(handle.id.clone()), Some("test".into())),
+        )))
+        .await
+        .expect("cancel");
+    let ended = tokio::time::timeout(Duration::from_secs(60), handle.await_response())
+        .await
+        .expect("the cancelled call ends");
+    assert!(matches!(ended, Err(rmcp::ServiceError::Cancelled { .. })), "{ended:?}");
+}
+
 fn structured(result: &CallToolResult) -> Value {
     assert_ne!(result.is_error, Some(true), "tool error: {result:?}");
     result.structured_content.clone().expect("structured content")
@@ -154,18 +170,8 @@ async fn mcp_progress_shows_phases_and_output_tail_and_cancel_kills_the_command(
     let ps = json!({ "workspace_id": id, "command": "ps -eo args" });
     let before = structured(&call(&client, "workspace_exec", ps.clone()).await.0);
     assert!(before["stdout"].as_str().expect("ps").contains("sleep 600"), "{before}");
-    client
-        .send_notification(ClientNotification::CancelledNotification(CancelledNotification::new(
-            CancelledNotificationParam::new(Some(handle.id.clone()), Some("test".into())),
-        )))
-        .await
-        .expect("cancel");
-    // The client ends its side of the call at once (rmcp answers a cancelled request
-    // itself); the server kills the command at its next read (about a second).
-    let ended = tokio::time::timeout(Duration::from_secs(60), handle.await_response())
-        .await
-        .expect("the cancelled call ends");
-    assert!(matches!(ended, Err(rmcp::ServiceError::Cancelled { .. })), "{ended:?}");
+    // The server kills the command at its next read (about a second).
+    cancel(&client, handle).await;
     let mut gone = false;
     for _ in 0..60 {
         let after = structured(&call(&client, "workspace_exec", ps.clone()).await.0);
@@ -214,16 +220,7 @@ async fn mcp_cancel_of_a_create_removes_the_half_made_workspace() {
     let args = json!({ "environment": ENV, "seed_path": seed.path().display().to_string() });
     let handle = send(&client, "workspace_create", args).await;
     recorder.wait_for(&handle.progress_token, |m| m == "seeding").await;
-    client
-        .send_notification(ClientNotification::CancelledNotification(CancelledNotification::new(
-            CancelledNotificationParam::new(Some(handle.id.clone()), Some("test".into())),
-        )))
-        .await
-        .expect("cancel");
-    let ended = tokio::time::timeout(Duration::from_secs(60), handle.await_response())
-        .await
-        .expect("the cancelled call ends");
-    assert!(matches!(ended, Err(rmcp::ServiceError::Cancelled { .. })), "{ended:?}");
+    cancel(&client, handle).await;
     // The server stops at the create's next step and removes what it made; nothing
     // ever shows up as a workspace, and no guest of this state directory runs.
     let state_text = state.path().display().to_string();
