@@ -213,6 +213,7 @@ pub fn create(
 }
 
 /// What `mke2fs -d` reads for a seeded baseline.
+#[derive(Clone)]
 enum Source {
     /// The seed directory itself.
     Direct(PathBuf),
@@ -236,33 +237,30 @@ impl std::fmt::Debug for PendingBaseline {
     }
 }
 
+/// Format `image` from `source` with `mke2fs -d`, then remove a staging tree.
+fn format_baseline(image: &Path, source: &Source) -> std::result::Result<(), BackendError> {
+    let (from, staging) = match source {
+        Source::Direct(dir) => (dir, None),
+        Source::Staged(dir) => (dir, Some(dir)),
+    };
+    let made = images::format_ext4(image, Some(from));
+    if let Some(staging) = staging {
+        let _ = fs::remove_dir_all(staging);
+    }
+    tracing::debug!(image = %image.display(), ok = made.is_ok(), "volume: baseline formatted");
+    made
+}
+
 impl PendingBaseline {
     fn start(image: PathBuf, source: Source) -> Self {
-        let format = move || {
-            let (from, staging) = match &source {
-                Source::Direct(dir) => (dir.as_path(), None),
-                Source::Staged(dir) => (dir.as_path(), Some(dir)),
-            };
-            let made = images::format_ext4(&image, Some(from));
-            if let Some(staging) = staging {
-                let _ = fs::remove_dir_all(staging);
-            }
-            tracing::debug!(image = %image.display(), ok = made.is_ok(), "volume: baseline formatted");
-            made
-        };
-        let shared = std::sync::Arc::new(Mutex::new(Some(format)));
-        let job = shared.clone();
-        let spawned = std::thread::Builder::new().name("pyro-mke2fs".into()).spawn(move || {
-            let format = job.lock().ok().and_then(|mut f| f.take());
-            format.map_or(Ok(()), |format| format())
-        });
+        let (thread_image, thread_source) = (image.clone(), source.clone());
+        let spawned = std::thread::Builder::new()
+            .name("pyro-mke2fs".into())
+            .spawn(move || format_baseline(&thread_image, &thread_source));
         let state = match spawned {
             Ok(handle) => Formatting::Running(handle),
             // No thread to be had: format here and now.
-            Err(_) => {
-                let format = shared.lock().ok().and_then(|mut f| f.take());
-                Formatting::Done(format.map_or(Ok(()), |f| f()).map_err(|e| e.to_string()))
-            }
+            Err(_) => Formatting::Done(format_baseline(&image, &source).map_err(|e| e.to_string())),
         };
         PendingBaseline(Mutex::new(state))
     }
@@ -271,25 +269,20 @@ impl PendingBaseline {
     /// calls one that quotes it.
     pub fn wait(&self) -> std::result::Result<(), BackendError> {
         let mut state = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Formatting::Running(_) = &*state {
-            let Formatting::Running(handle) =
-                std::mem::replace(&mut *state, Formatting::Done(Ok(())))
-            else {
-                unreachable!("matched above")
-            };
-            let result = handle.join().unwrap_or_else(|_| {
+        let result = match std::mem::replace(&mut *state, Formatting::Done(Ok(()))) {
+            Formatting::Running(handle) => handle.join().unwrap_or_else(|_| {
                 Err(BackendError::Boot("formatting the baseline image panicked".into()))
-            });
-            *state = Formatting::Done(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            return result;
-        }
-        match &*state {
-            Formatting::Done(Err(message)) => Err(BackendError::Io {
-                context: "the baseline image could not be made".into(),
-                source: std::io::Error::other(message.clone()),
             }),
-            _ => Ok(()),
-        }
+            Formatting::Done(done) => {
+                *state = Formatting::Done(done.clone());
+                return done.map_err(|message| BackendError::Io {
+                    context: "the baseline image could not be made".into(),
+                    source: std::io::Error::other(message),
+                });
+            }
+        };
+        *state = Formatting::Done(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        result
     }
 }
 
